@@ -1,0 +1,87 @@
+"""Shared fixtures: a throwaway cluster per PostgreSQL major version, a fresh database per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from wal2http_tui import devdb
+
+SERVERS = devdb.available_servers()
+_database_numbers = itertools.count(1)
+
+
+@dataclass
+class Database:
+    """A fresh database on the throwaway cluster, dropped after the test."""
+
+    cluster: devdb.ThrowawayCluster
+    name: str
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn(self.name)
+
+    @property
+    def major(self) -> int:
+        return self.cluster.server.major
+
+    def execute(self, sql: str, params: object = None) -> list[tuple]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(
+    scope="session",
+    params=list(SERVERS) or [None],
+    ids=lambda major: f"pg{major}" if major else "no-postgres",
+)
+def pg_cluster(request: pytest.FixtureRequest) -> Iterator[devdb.ThrowawayCluster]:
+    """One throwaway cluster per PostgreSQL major version found on this machine."""
+    if request.param is None:
+        pytest.fail(devdb.NOT_FOUND_MESSAGE, pytrace=False)
+    with devdb.ThrowawayCluster(SERVERS[request.param]) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg(pg_cluster: devdb.ThrowawayCluster) -> Iterator[Database]:
+    """A fresh database; its replication slots and the database itself are dropped afterwards."""
+    name = f"t{next(_database_numbers)}"
+    admin = pg_cluster.dsn()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield Database(pg_cluster, name)
+    finally:
+        drop_database(admin, name)
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE database = %s AND active_pid IS NOT NULL",
+            (name,),
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        for _ in range(50):
+            try:
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE database = %s",
+                    (name,),
+                )
+                break
+            except psycopg.errors.ObjectInUse:
+                conn.execute("SELECT pg_sleep(0.1)")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,3 @@
+"""wal2http-tui: PostgreSQL logical replication (pgoutput) to HTTP and Hook0 webhooks."""
+
+__version__ = "0.1.0"

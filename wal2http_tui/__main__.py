@@ -1,0 +1,3 @@
+from wal2http_tui.cli import main
+
+raise SystemExit(main())
