@@ -317,9 +317,12 @@ class ThrowawayCluster:
         root can enter (``mktemp -d`` makes them 0700). Their libraries are found relative to
         the binary (``$ORIGIN/../../../pgserver.libs``), so the copy keeps that layout.
         """
-        probe = self._run_as_owner([str(self.server.bindir / "postgres"), "--version"], check=False)
-        if probe.returncode == 0:
-            return self.server.bindir
+        try:
+            probe = self._run_as_owner([str(self.server.bindir / "postgres"), "--version"], False)
+            if probe.returncode == 0:
+                return self.server.bindir
+        except PermissionError:
+            pass
         assert self.base is not None
         install = self.server.bindir.parent
         copy_root = self.base / "server"
