@@ -1,0 +1,1 @@
+"""Local HTTP receivers for the demo, the tests and the benchmarks."""
