@@ -1,0 +1,161 @@
+"""What the engine publishes for people to watch: bounded feeds and per-sink status.
+
+The engine writes, any thread reads. Everything here is bounded (``deque(maxlen=...)``), so a
+UI that reads slowly, or not at all, costs nothing but a fixed amount of memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+class Mark:
+    """One transaction's delivery state at one sink."""
+
+    QUEUED = "queued"
+    IN_FLIGHT = "in_flight"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class SinkState:
+    HEALTHY = "healthy"
+    RETRYING = "retrying"
+    FAILING = "failing"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+    STOPPED = "stopped"
+
+
+@dataclass
+class TxRecord:
+    """A recent transaction as the Transactions pane shows it."""
+
+    xid: int
+    lsn: str
+    commit_time: str
+    size: int
+    tables: tuple[str, ...]
+    received_at: float
+    marks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One delivery attempt, for the inspector."""
+
+    sink: str
+    at: float
+    attempt: int
+    event_ids: tuple[str, ...]
+    event_type: str
+    ok: bool
+    status: int | None
+    latency_ms: float
+    error: str
+    response_body: str
+    request_headers: dict[str, str]
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class RetryInfo:
+    """A delivery waiting to be retried."""
+
+    sink: str
+    event_ids: tuple[str, ...]
+    table_op: str
+    attempt: int
+    max_attempts: int | None  # None: retrying until it works (on_failure = "block")
+    next_attempt_at: float
+    last_error: str
+
+
+@dataclass(frozen=True)
+class SinkSnapshot:
+    name: str
+    kind: str
+    target: str
+    state: str
+    delivered: int
+    failed: int
+    dead_lettered: int
+    queue_depth: int
+    last_status: int | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    last_error: str
+    retry: RetryInfo | None
+    finished_lsn: int
+
+
+class SinkStats:
+    """Counters one delivery worker keeps; ``snapshot`` copies them for readers."""
+
+    def __init__(self, name: str, kind: str, target: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.target = target
+        self.state = SinkState.HEALTHY
+        self.delivered = 0
+        self.failed = 0
+        self.dead_lettered = 0
+        self.last_status: int | None = None
+        self.last_error = ""
+        self.retry: RetryInfo | None = None
+        self.latencies: deque[float] = deque(maxlen=2000)
+
+    def snapshot(self, queue_depth: int, finished_lsn: int) -> SinkSnapshot:
+        latencies = sorted(self.latencies)
+        return SinkSnapshot(
+            name=self.name,
+            kind=self.kind,
+            target=self.target,
+            state=self.state,
+            delivered=self.delivered,
+            failed=self.failed,
+            dead_lettered=self.dead_lettered,
+            queue_depth=queue_depth,
+            last_status=self.last_status,
+            latency_p50_ms=_percentile(latencies, 0.50),
+            latency_p99_ms=_percentile(latencies, 0.99),
+            last_error=self.last_error,
+            retry=self.retry,
+            finished_lsn=finished_lsn,
+        )
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))
+    return ordered[index]
+
+
+INSPECTED_PAYLOAD_BYTES = 64 * 1024  # kept per attempt for the inspector
+
+
+class ActivityFeed:
+    """Recent transactions and delivery attempts, bounded."""
+
+    def __init__(self, transactions: int = 500, attempts: int = 200) -> None:
+        self.transactions: deque[TxRecord] = deque(maxlen=transactions)
+        self.attempts: deque[AttemptRecord] = deque(maxlen=attempts)
+
+    def add_transaction(self, record: TxRecord) -> None:
+        self.transactions.append(record)
+
+    def add_attempt(self, record: AttemptRecord) -> None:
+        self.attempts.append(record)
+
+    def recent_transactions(self) -> list[TxRecord]:
+        return list(self.transactions)
+
+    def recent_attempts(self) -> list[AttemptRecord]:
+        return list(self.attempts)
+
+    def attempts_for(self, event_id: str) -> list[AttemptRecord]:
+        return [a for a in list(self.attempts) if event_id in a.event_ids]

@@ -1,0 +1,172 @@
+"""Committed transactions and their row changes, as the engine hands them to the sinks.
+
+A ``Change`` carries its rows already rendered as JSON (bytes, by the to_jsonb rule), so every
+sink embeds the same exact text and a spooled change costs its JSON size on disk, not a tree of
+Python objects in memory. ``ChangeBuffer`` keeps a transaction's changes in memory up to a limit
+and spills the rest to a temporary file, so memory stays bounded whatever the transaction size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from wal2http_tui.types import Lsn, Xid
+
+if TYPE_CHECKING:
+    from wal2http_tui.activity import TxRecord
+
+
+class Change(NamedTuple):
+    """One row change (or truncate, or logical decoding message) inside a transaction."""
+
+    op: str  # insert | update | delete | truncate | message
+    schema: str
+    table: str
+    new: bytes | None  # JSON object of the row after the change
+    old: bytes | None  # JSON object of the old row or its key columns, as PostgreSQL sent them
+    key: bytes | None  # JSON object of the replica identity key columns of the row
+    unchanged_toast: tuple[str, ...] = ()
+    extra: dict | None = None  # truncate: cascade/restart_identity; message: prefix/content
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    def approximate_size(self) -> int:
+        return 64 + len(self.new or b"") + len(self.old or b"") + len(self.key or b"")
+
+
+DEFAULT_MEMORY_LIMIT = 4 * 1024 * 1024  # bytes of change data kept in RAM per transaction
+PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class ChangeBuffer:
+    """Append-only list of changes that spills to a temporary file beyond ``memory_limit``.
+
+    Changes of a streamed transaction carry the (sub)transaction xid they belong to, so that a
+    subtransaction abort can drop them (``abort_subtransaction``) without rewriting the file.
+    Several readers may iterate at once (one per sink); ``release`` by the last one deletes it.
+    """
+
+    def __init__(self, spool_dir: Path, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+        self._spool_dir = spool_dir
+        self._memory_limit = memory_limit
+        self._records: list[tuple[Xid, Change]] = []
+        self._memory_bytes = 0
+        self._path: str | None = None
+        self._file = None
+        self._aborted: set[Xid] = set()
+        self._lock = threading.Lock()
+        self._readers = 0
+        self.count = 0
+        self.tables: set[str] = set()
+
+    @property
+    def spilled(self) -> bool:
+        return self._path is not None
+
+    def append(self, change: Change, xid: Xid = 0) -> None:
+        self.count += 1
+        self.tables.add(change.qualified_table)
+        if self._file is not None:
+            self._file.write(pickle.dumps((xid, change), PICKLE_PROTOCOL))
+            return
+        self._records.append((xid, change))
+        self._memory_bytes += change.approximate_size()
+        if self._memory_bytes > self._memory_limit:
+            self._spill()
+
+    def abort_subtransaction(self, xid: Xid) -> None:
+        """Drop an aborted subtransaction's changes (they were streamed, never committed)."""
+        self._aborted.add(xid)
+        if self._path is None:
+            kept = [(x, c) for x, c in self._records if x != xid]
+            self.count -= len(self._records) - len(kept)
+            self._records = kept
+        else:
+            self.count = -1  # recounted by finish()
+
+    def finish(self) -> None:
+        """No more appends: flush the spill file and settle the count."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.count < 0:
+            self.count = sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[Change]:
+        aborted = self._aborted
+        if self._path is None:
+            for xid, change in self._records:
+                if xid not in aborted:
+                    yield change
+            return
+        with open(self._path, "rb", buffering=1024 * 1024) as spool:
+            while True:
+                try:
+                    xid, change = pickle.load(spool)
+                except EOFError:
+                    return
+                if xid not in aborted:
+                    yield change
+
+    def share(self, readers: int) -> None:
+        """Expect ``readers`` calls to ``release`` before the storage is freed."""
+        with self._lock:
+            self._readers = readers
+        if readers == 0:
+            self.discard()
+
+    def release(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            last = self._readers <= 0
+        if last:
+            self.discard()
+
+    def discard(self) -> None:
+        self._records = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+
+    def _spill(self) -> None:
+        fd, self._path = tempfile.mkstemp(prefix="tx-", suffix=".spool", dir=self._spool_dir)
+        self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        for record in self._records:
+            self._file.write(pickle.dumps(record, PICKLE_PROTOCOL))
+        self._records = []
+        self._memory_bytes = 0
+
+
+@dataclass(eq=False)
+class Transaction:
+    """A committed transaction, ready for delivery. ``end_lsn`` is what gets confirmed."""
+
+    xid: Xid
+    commit_lsn: Lsn
+    end_lsn: Lsn
+    commit_time: int  # microseconds since 2000-01-01 UTC
+    changes: ChangeBuffer
+    streamed: bool = False
+    received_at: float = 0.0
+    record: TxRecord | None = field(default=None, repr=False)  # what the UI shows of it
+
+    @property
+    def size(self) -> int:
+        return self.changes.count
+
+    @property
+    def tables(self) -> set[str]:
+        return self.changes.tables

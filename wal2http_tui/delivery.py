@@ -1,0 +1,438 @@
+"""Delivery: one worker thread and one bounded queue per sink, and the fan-out in front of them.
+
+Each ``SinkWorker`` takes committed transactions in commit order, turns their changes into
+events, sends them (one by one or in batches), retries per policy, dead-letters where configured,
+and records how far it got (``finished_lsn``). A slow or failing sink never blocks another sink's
+deliveries, but the ``Dispatcher`` blocks the replication thread when a queue is full
+(backpressure: WAL waits on the server, memory stays bounded), and the confirmed LSN is the
+minimum over all sinks of what they finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wal2http_tui.activity import (
+    INSPECTED_PAYLOAD_BYTES,
+    ActivityFeed,
+    AttemptRecord,
+    Mark,
+    RetryInfo,
+    SinkSnapshot,
+    SinkState,
+    SinkStats,
+)
+from wal2http_tui.changes import Transaction
+from wal2http_tui.dead_letters import DeadLetterError, DeadLetterStore
+from wal2http_tui.event_sinks.event_processor import Event, EventProcessor
+from wal2http_tui.event_sinks.traits import Attempt, DeliveryError, EventSink
+
+log = logging.getLogger("wal2http_tui.delivery")
+
+MAX_TRANSACTIONS_QUEUED = 1000
+MAX_RETRY_AFTER_SECS = 3600.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter between ``backoff_ms`` and ``max_backoff_secs``."""
+
+    retries: int = 5
+    backoff_ms: int = 500
+    max_backoff_secs: float = 60.0
+    on_failure: str = "block"  # or "dead_letter"
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        ceiling = min(self.max_backoff_secs, self.backoff_ms / 1000.0 * 2 ** min(attempt - 1, 30))
+        return random.uniform(0, ceiling)
+
+
+class _Stopped(Exception):
+    """The worker was told to stop while a delivery was pending."""
+
+
+class SinkWorker:
+    """Delivers one sink's events in commit order on its own thread."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        processor: EventProcessor,
+        *,
+        retry: RetryPolicy,
+        dead_letters: DeadLetterStore | None,
+        feed: ActivityFeed,
+        queue_max_events: int = 10_000,
+    ) -> None:
+        self.sink = sink
+        self.processor = processor
+        self.retry = retry
+        self.dead_letters = dead_letters
+        self.feed = feed
+        self.queue_max_events = queue_max_events
+        self.stats = SinkStats(sink.name, sink.kind, sink.describe_target())
+        self.finished_lsn = 0
+        self._queue: deque[Transaction] = deque()
+        self._queued_weight = 0
+        self._unfinished = 0
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._paused = False
+        self._skip_requested = False
+        self._stopping = False
+        self._drain_deadline: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    # -- control (any thread) ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker thread (once; later calls do nothing)."""
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def stop(self, drain_timeout: float = 0.0) -> None:
+        """Stop after delivering what is queued, for at most ``drain_timeout`` seconds."""
+        with self._cond:
+            self._stopping = True
+            self._drain_deadline = time.monotonic() + drain_timeout
+            self._cond.notify_all()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def pause(self) -> None:
+        self._paused = True
+        self.stats.state = SinkState.PAUSED
+
+    def resume(self) -> None:
+        self._paused = False
+        if self.stats.state == SinkState.PAUSED:
+            self.stats.state = SinkState.HEALTHY
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def retry_now(self) -> None:
+        """Cut the current backoff short."""
+        self._wake.set()
+
+    def skip_to_dead_letters(self) -> None:
+        """Dead-letter the delivery that is being retried, and move on."""
+        self._skip_requested = True
+        self._wake.set()
+
+    # -- the queue (replication thread) --------------------------------------------------------
+    def offer(self, tx: Transaction, timeout: float) -> bool:
+        """Queue ``tx``; False if the queue stayed full for ``timeout`` seconds."""
+        weight = 1 if tx.changes.spilled else max(1, tx.size)
+        with self._cond:
+            if self._queue_full(weight):
+                self._cond.wait(timeout)
+                if self._queue_full(weight):
+                    return False
+            self._queue.append(tx)
+            self._queued_weight += weight
+            self._unfinished += 1
+            self._cond.notify_all()
+        return True
+
+    def _queue_full(self, weight: int) -> bool:
+        if not self._unfinished:
+            return False
+        return (
+            self._queued_weight + weight > self.queue_max_events
+            or self._unfinished >= MAX_TRANSACTIONS_QUEUED
+        )
+
+    def progress(self, dispatched_lsn: int) -> int:
+        """The LSN up to which this sink has finished everything it was given.
+
+        Called by the replication thread, the only one that dispatches: when nothing is
+        unfinished, everything dispatched so far is done.
+        """
+        with self._cond:
+            return dispatched_lsn if self._unfinished == 0 else self.finished_lsn
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queued_weight
+
+    @property
+    def idle(self) -> bool:
+        return self._unfinished == 0
+
+    def snapshot(self) -> SinkSnapshot:
+        return self.stats.snapshot(self._queued_weight, self.finished_lsn)
+
+    # -- the worker thread ---------------------------------------------------------------------
+    def _next_transaction(self, block: bool) -> Transaction | None:
+        """The next queued transaction; None when there is none (and ``block`` is False), or
+        when stopping and the queue is drained or the drain deadline has passed."""
+        with self._cond:
+            while True:
+                if self._stopping and time.monotonic() >= (self._drain_deadline or 0):
+                    return None
+                if self._queue:
+                    return self._queue.popleft()
+                if not block or self._stopping:
+                    return None
+                self._cond.wait(0.5)
+
+    def _run(self) -> None:
+        batch_size = max(1, self.sink.batch_max_events)
+        current: Transaction | None = None
+        changes = None
+        seq = 0
+        try:
+            while True:
+                events: list[Event] = []
+                completes: list[Transaction] = []
+                while len(events) < batch_size:
+                    if current is None:
+                        current = self._next_transaction(block=not events and not completes)
+                        if current is None:
+                            break
+                        self._mark(current, Mark.IN_FLIGHT)
+                        changes, seq = iter(current.changes), 0
+                    change = next(changes, None)
+                    if change is None:
+                        completes.append(current)
+                        current = None
+                        continue
+                    events.append(self.processor.process_event(current, change, seq))
+                    seq += 1
+                if not events and not completes:
+                    return  # stopped
+                if events:
+                    self._deliver(events)
+                for tx in completes:
+                    self._finish(tx)
+        except _Stopped:
+            return
+        finally:
+            self.stats.state = SinkState.STOPPED
+            self.sink.close()
+
+    def _finish(self, tx: Transaction) -> None:
+        weight = 1 if tx.changes.spilled else max(1, tx.size)
+        mark = tx.record.marks.get(self.name) if tx.record else None
+        if mark != Mark.DEAD_LETTERED:
+            self._mark(tx, Mark.DELIVERED)
+        with self._cond:
+            self.finished_lsn = tx.end_lsn
+            self._queued_weight -= weight
+            self._unfinished -= 1
+            self._cond.notify_all()
+        tx.changes.release()
+
+    def _mark(self, tx: Transaction, mark: str) -> None:
+        if tx.record is not None:
+            tx.record.marks[self.name] = mark
+
+    def _deliver(self, events: list[Event]) -> None:
+        """Deliver ``events`` or dead-letter them; returns only when they are settled."""
+        attempt = 0
+        first_failure = 0.0
+        while True:
+            self._wait_while_paused()
+            attempt += 1
+            started = time.monotonic()
+            try:
+                result = self.sink.on_batch(events)
+            except DeliveryError as error:
+                first_failure = first_failure or time.time()
+                self._record(events, attempt, started, error.attempt, str(error))
+                exhausted = not error.retryable or attempt > self.retry.retries
+                if self._skip_requested or (exhausted and self.retry.on_failure == "dead_letter"):
+                    self._skip_requested = False
+                    if len(events) > 1 and not error.retryable:
+                        for event in events:  # find the event the receiver refuses
+                            self._deliver([event])
+                        return
+                    self._dead_letter(events, str(error), attempt, first_failure)
+                    return
+                self._wait_retry(events, attempt, error, exhausted)
+                continue
+            self._record(events, attempt, started, result, "")
+            self.stats.delivered += len(events)
+            self.stats.retry = None
+            if not self._paused:
+                self.stats.state = SinkState.HEALTHY
+            return
+
+    def _wait_retry(
+        self, events: list[Event], attempt: int, error: DeliveryError, exhausted: bool
+    ) -> None:
+        if error.retry_after is not None:
+            delay = min(error.retry_after, MAX_RETRY_AFTER_SECS)
+        elif exhausted:
+            delay = self.retry.max_backoff_secs
+        else:
+            delay = self.retry.delay(attempt)
+        state = SinkState.FAILING if exhausted else SinkState.RETRYING
+        if not self._paused:
+            self.stats.state = state
+        first = events[0]
+        self.stats.retry = RetryInfo(
+            sink=self.name,
+            event_ids=tuple(e.event_id for e in events),
+            table_op=f"{first.schema}.{first.table} {first.op}" if first.schema else first.op,
+            attempt=attempt,
+            max_attempts=None if self.retry.on_failure == "block" else self.retry.retries + 1,
+            next_attempt_at=time.time() + delay,
+            last_error=str(error),
+        )
+        log.warning(
+            "sink %s: attempt %d failed (%s); next attempt in %.1fs",
+            self.name,
+            attempt,
+            error,
+            delay,
+        )
+        self._sleep(delay)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, cut short by retry-now, skip or stop (stop past the drain deadline aborts)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stopping and time.monotonic() >= (self._drain_deadline or 0):
+                raise _Stopped
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._wake.wait(min(remaining, 0.5)):
+                self._wake.clear()
+                if not self._stopping:
+                    return
+
+    def _wait_while_paused(self) -> None:
+        while self._paused:
+            self._sleep(0.5)
+
+    def _record(
+        self, events: list[Event], attempt: int, started: float, result: Attempt, error: str
+    ) -> None:
+        latency_ms = (time.monotonic() - started) * 1000
+        ok = not error
+        if ok:
+            self.stats.latencies.append(latency_ms)
+        else:
+            self.stats.failed += 1
+            self.stats.last_error = error
+        self.stats.last_status = result.status
+        self.feed.add_attempt(
+            AttemptRecord(
+                sink=self.name,
+                at=time.time(),
+                attempt=attempt,
+                event_ids=tuple(e.event_id for e in events),
+                event_type=events[0].event_type,
+                ok=ok,
+                status=result.status,
+                latency_ms=latency_ms,
+                error=error,
+                response_body=result.response_body[:4096],
+                request_headers=result.request_headers,
+                payload=result.payload[:INSPECTED_PAYLOAD_BYTES],
+            )
+        )
+
+    def _dead_letter(
+        self, events: list[Event], reason: str, attempts: int, first_failure: float
+    ) -> None:
+        failures = 0
+        while True:
+            try:
+                if self.dead_letters is None:
+                    raise DeadLetterError("no dead-letter file is configured")
+                for event in events:
+                    self.dead_letters.add(
+                        self.name, event, reason, attempts, first_failure, time.time()
+                    )
+                break
+            except DeadLetterError as exc:
+                # Never drop: block, say why, and try again.
+                failures += 1
+                self.stats.state = SinkState.FAILING
+                self.stats.last_error = f"{exc}; delivery is blocked until it can be written"
+                log.error("sink %s: %s", self.name, self.stats.last_error)
+                self._sleep(min(30.0, 0.5 * 2**failures))
+        self.stats.dead_lettered += len(events)
+        self.stats.retry = None
+        log.warning("sink %s: %d event(s) dead-lettered: %s", self.name, len(events), reason)
+
+
+class Dispatcher:
+    """Hands each committed transaction to every sink worker, in order, with backpressure."""
+
+    def __init__(self) -> None:
+        self._workers: list[SinkWorker] = []
+        self._lock = threading.Lock()
+        self.dispatched_lsn = 0
+
+    @property
+    def workers(self) -> list[SinkWorker]:
+        return self._workers
+
+    def add(self, worker: SinkWorker) -> None:
+        with self._lock:
+            self._workers = [*self._workers, worker]
+
+    def remove(self, worker: SinkWorker) -> None:
+        with self._lock:
+            self._workers = [w for w in self._workers if w is not worker]
+
+    def dispatch(
+        self,
+        tx: Transaction,
+        keep_alive: Callable[[], None],
+        stopped: Callable[[], bool],
+    ) -> bool:
+        """Queue ``tx`` at every sink; while a queue is full, call ``keep_alive`` and wait.
+
+        Returns False (``tx`` not fully dispatched, so never confirmed) if ``stopped()`` turns
+        true while waiting.
+        """
+        workers = self._workers
+        tx.changes.share(len(workers))
+        for index, worker in enumerate(workers):
+            while not worker.offer(tx, timeout=0.25):
+                keep_alive()
+                if stopped():
+                    for _ in workers[index:]:
+                        tx.changes.release()
+                    return False
+        self.dispatched_lsn = max(self.dispatched_lsn, tx.end_lsn)
+        return True
+
+    def confirmed_lsn(self) -> int:
+        """Highest end LSN every sink has finished with (what may be confirmed to PostgreSQL)."""
+        workers = self._workers
+        if not workers:
+            return self.dispatched_lsn
+        return min(worker.progress(self.dispatched_lsn) for worker in workers)
+
+    @property
+    def idle(self) -> bool:
+        return all(worker.idle for worker in self._workers)
+
+    def stop(self, drain_timeout: float) -> None:
+        for worker in self._workers:
+            worker.stop(drain_timeout)
+        deadline = time.monotonic() + drain_timeout + 5
+        for worker in self._workers:
+            worker.join(max(0.1, deadline - time.monotonic()))

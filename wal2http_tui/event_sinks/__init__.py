@@ -1,0 +1,1 @@
+"""Event sinks: where committed row changes are delivered (HTTP endpoints, Hook0)."""

@@ -1,0 +1,78 @@
+"""HttpEventSink: POSTs events (one per request, or a JSON array of consecutive events) to a URL.
+
+Optional Standard Webhooks signing (``signing_secret = "whsec_..."``): every request carries
+``webhook-id`` (the event id; for a batch, a deterministic id of its first and last events),
+``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of
+``id.timestamp.body``), so receivers can verify it with any Standard Webhooks library.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Sequence
+
+from wal2http_tui.event_sinks.event_processor import Event, batch_id
+from wal2http_tui.event_sinks.http_client import HttpClient
+from wal2http_tui.event_sinks.traits import Attempt, EventSink
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class HttpEventSink(EventSink):
+    kind = "http"
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.name = config.name
+        self.batch_max_events = config.batch_max_events
+        self.http_client = HttpClient(
+            timeout=config.timeout, verify_tls=config.verify_tls, ca_file=config.ca_file
+        )
+        self._key = signing_key(config.signing_secret) if config.signing_secret else None
+        self._base_headers = {"Content-Type": "application/json", **dict(config.headers)}
+        if config.auth_header:
+            self._base_headers["Authorization"] = config.auth_header
+
+    def describe_target(self) -> str:
+        return f"{self.config.method} {self.config.url}"
+
+    def on_event(self, event: Event) -> Attempt:
+        return self._send(event.event_id, event.payload)
+
+    def on_batch(self, events: Sequence[Event]) -> Attempt:
+        if len(events) == 1:
+            return self.on_event(events[0])
+        body = b"[" + b",".join(event.payload for event in events) + b"]"
+        return self._send(batch_id(events), body)
+
+    def _send(self, message_id: str, body: bytes) -> Attempt:
+        headers = dict(self._base_headers)
+        headers["webhook-id"] = message_id
+        if self._key is not None:
+            timestamp = int(time.time())
+            headers["webhook-timestamp"] = str(timestamp)
+            headers["webhook-signature"] = sign(self._key, message_id, timestamp, body)
+        _, attempt = self.http_client.send_request(
+            self.config.url, self.config.method, body, headers
+        )
+        return attempt
+
+    def probe(self) -> str:
+        """A HEAD request: any HTTP answer means the receiver is reachable."""
+        status = self.http_client.probe(self.config.url)
+        return f"{self.describe_target()} reachable (HEAD answered {status})"
+
+    def close(self) -> None:
+        self.http_client.close()
