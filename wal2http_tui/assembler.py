@@ -29,7 +29,6 @@ from wal2http_tui.types import (
     Insert,
     Lsn,
     Message,
-    Origin,
     Prepare,
     ProtocolError,
     Relation,
@@ -83,7 +82,7 @@ class TransactionAssembler:
         self._streams: dict[Xid, _Open] = {}
         self._prepared: dict[str, _Open] = {}
         self._stream_xid: Xid | None = None
-        self._row_converters: dict[int, tuple[RelationInfo, Callable]] = {}
+        self._row_converters: dict[int, tuple[RelationInfo, Callable, tuple[str, ...]]] = {}
 
     @property
     def in_flight(self) -> bool:
@@ -146,8 +145,10 @@ class TransactionAssembler:
                 prepared.changes.discard()
         elif kind is Relation:
             self._row_converters.pop(message.relation.oid, None)
-        elif kind is Type or kind is Origin:
-            pass
+        elif kind is Type:
+            # A custom type was (re)announced: it may have changed (ALTER TYPE).
+            self._converter.invalidate()
+            self._row_converters.clear()
 
     # -- helpers ------------------------------------------------------------------------------
     def _open(self, xid: Xid, commit_lsn: Lsn, timestamp: int, *, streamed: bool = False) -> _Open:
@@ -225,18 +226,19 @@ class TransactionAssembler:
             raise ProtocolError(where, 1, f"relation {relation_id} was never announced")
         return relation
 
-    def _convert(self, relation: RelationInfo) -> Callable:
+    def _convert(self, relation: RelationInfo) -> tuple[Callable, tuple[str, ...]]:
+        """The relation's row converter and key columns, built once per Relation message."""
         cached = self._row_converters.get(relation.oid)
         if cached is not None and cached[0] is relation:
-            return cached[1]
+            return cached[1], cached[2]
         converter = self._converter.row_converter(relation)
-        self._row_converters[relation.oid] = (relation, converter)
-        return converter
+        keys = self._converter.key_columns(relation)
+        self._row_converters[relation.oid] = (relation, converter, keys)
+        return converter, keys
 
     def _row_change(self, message: Insert | Update | Delete) -> Change:
         relation = self._relation(message.relation_id, type(message).__name__)
-        convert = self._convert(relation)
-        keys = relation.key_columns
+        convert, keys = self._convert(relation)
         if type(message) is Insert:
             new, toast = convert(message.tuple_data)
             return Change(

@@ -64,6 +64,7 @@ class ChangeBuffer:
         self._path: str | None = None
         self._file = None
         self._aborted: set[Xid] = set()
+        self._recount = False
         self._lock = threading.Lock()
         self._readers = 0
         self.count = 0
@@ -92,15 +93,16 @@ class ChangeBuffer:
             self.count -= len(self._records) - len(kept)
             self._records = kept
         else:
-            self.count = -1  # recounted by finish()
+            self._recount = True  # the spilled records stay; finish() counts what is left
 
     def finish(self) -> None:
         """No more appends: flush the spill file and settle the count."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self.count < 0:
+        if self._recount:
             self.count = sum(1 for _ in self)
+            self._recount = False
 
     def __iter__(self) -> Iterator[Change]:
         aborted = self._aborted

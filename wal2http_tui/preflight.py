@@ -62,8 +62,13 @@ def run_preflight(
     tables: Sequence[str] | None = None,
     create_publication: bool = True,
     create_slot: bool = True,
+    dry_run: bool = False,
 ) -> PreflightReport:
-    """Run every check in order; raises PreflightError at the first failure."""
+    """Run every check in order; raises PreflightError at the first failure.
+
+    ``dry_run`` (for ``check``) creates nothing: a missing publication or slot that would be
+    created at start passes with a note.
+    """
     report = PreflightReport()
     try:
         conn = connect()
@@ -82,8 +87,8 @@ def run_preflight(
         _check_wal_level(conn, report)
         _check_role(conn, report)
         _check_encoding(conn, report)
-        _check_publication(conn, report, publication_name, tables, create_publication)
-        _check_slot(conn, report, slot_name, create_slot)
+        _check_publication(conn, report, publication_name, tables, create_publication, dry_run)
+        _check_slot(conn, report, slot_name, create_slot, dry_run)
     return report
 
 
@@ -138,6 +143,7 @@ def _check_publication(
     name: str,
     tables: Sequence[str] | None,
     create: bool,
+    dry_run: bool,
 ) -> None:
     row = conn.execute("SELECT puballtables FROM pg_publication WHERE pubname = %s", (name,))
     found = row.fetchone()
@@ -151,6 +157,9 @@ def _check_publication(
             f"publication {name} does not exist: run CREATE PUBLICATION {name} FOR ALL TABLES "
             "(or list tables), or set create_publication = true",
         )
+    if dry_run:
+        report.passed("publication", f"publication {name} does not exist yet; created at start")
+        return
     if tables:
         statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
             sql.Identifier(name), sql.SQL(", ").join(table_identifiers(tables))
@@ -171,7 +180,9 @@ def _check_publication(
     )
 
 
-def _check_slot(conn: psycopg.Connection, report: PreflightReport, name: str, create: bool) -> None:
+def _check_slot(
+    conn: psycopg.Connection, report: PreflightReport, name: str, create: bool, dry_run: bool
+) -> None:
     has_wal_status = report.server_version >= 130000
     columns = "plugin, slot_type, database, confirmed_flush_lsn::text"
     columns += ", wal_status" if has_wal_status else ", NULL"
@@ -186,6 +197,9 @@ def _check_slot(conn: psycopg.Connection, report: PreflightReport, name: str, cr
                 f"pg_create_logical_replication_slot('{name}', 'pgoutput'), or set "
                 "create_slot = true",
             )
+        if dry_run:
+            report.passed("slot", f"slot {name} does not exist yet; created at start")
+            return
         try:
             created = conn.execute(
                 "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (name,)

@@ -27,6 +27,7 @@ from wal2http_tui.dead_letters import DeadLetterStore
 from wal2http_tui.decoder import PgOutputDecoder
 from wal2http_tui.delivery import Dispatcher, RetryPolicy, SinkWorker
 from wal2http_tui.event_sinks.event_processor import EventProcessor, SourceInfo, rfc3339
+from wal2http_tui.event_sinks.factory import build_sink, retry_policy
 from wal2http_tui.event_sinks.traits import EventSink
 from wal2http_tui.preflight import PreflightError, run_preflight
 from wal2http_tui.state import EngineState, ReplicationState, StateSnapshot
@@ -134,6 +135,19 @@ class ReplicationServer:
         self._source: SourceInfo | None = None
         self.fatal_error: str | None = None
 
+    @classmethod
+    def from_config(cls, config, **kwargs) -> ReplicationServer:
+        """A server with the dead-letter file and every enabled sink of ``config``."""
+        dead_letters = kwargs.pop("dead_letters", None) or DeadLetterStore(config.dead_letter_path)
+        server = cls(config, dead_letters=dead_letters, **kwargs)
+        for sink_config in config.enabled_sinks:
+            server.register_event_sink(
+                build_sink(sink_config),
+                event_format=sink_config.event_format,
+                retry=retry_policy(sink_config),
+            )
+        return server
+
     # -- sinks ---------------------------------------------------------------------------------
     def register_event_sink(
         self,
@@ -184,6 +198,11 @@ class ReplicationServer:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        """True while the replication thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
 
     def pause(self) -> None:
         self._paused = True

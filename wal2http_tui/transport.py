@@ -192,10 +192,10 @@ def _parse_lsn_bytes(value: bytes | None) -> Lsn:
 
 
 def _error_text(conn: pq.PGconn) -> str:
-    return conn.get_error_message().decode(errors="replace").strip()
+    return conn.get_error_message().strip()
 
 
 def _result_error(result: pq.PGresult | None) -> str:
     if result is None:
         return ""
-    return result.get_error_message().decode(errors="replace").strip()
+    return result.get_error_message().strip()

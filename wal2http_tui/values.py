@@ -494,6 +494,15 @@ class TypeEntry:
     json_cast: bool  # a function cast to json exists (to_jsonb uses it for non-built-in types)
 
 
+_PRIMARY_KEY_QUERY = """
+SELECT a.attname
+FROM pg_index i
+JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) ON true
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisprimary
+ORDER BY k.position
+"""
+
 _TYPE_QUERY = """
 SELECT t.typtype::text,
        t.typbasetype,
@@ -527,6 +536,7 @@ class TypeCatalog:
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self._entries: dict[Oid, TypeEntry | None] = {}
+        self._primary_keys: dict[Oid, tuple[str, ...]] = {}
 
     def lookup(self, type_oid: Oid) -> TypeEntry | None:
         """The type's entry, or None if no such type exists (any more)."""
@@ -550,6 +560,15 @@ class TypeCatalog:
             self._entries[type_oid] = entry
             return entry
 
+    def primary_key(self, relation_oid: Oid) -> tuple[str, ...]:
+        """The table's primary key columns, in key order (empty if it has none); cached."""
+        with self._lock:
+            cached = self._primary_keys.get(relation_oid)
+            if cached is None:
+                rows = self._query(_PRIMARY_KEY_QUERY, (relation_oid,))
+                cached = self._primary_keys[relation_oid] = tuple(name for (name,) in rows)
+            return cached
+
     def to_jsonb(self, type_name: str, text: str) -> str:
         """``to_jsonb()`` of a value of the type, computed by the server (for json casts)."""
         query = sql.SQL("SELECT to_jsonb(CAST(%s::text AS {}))::text").format(sql.SQL(type_name))
@@ -560,6 +579,7 @@ class TypeCatalog:
         """Forget every entry (after ALTER TYPE, say): the next lookups query again."""
         with self._lock:
             self._entries.clear()
+            self._primary_keys.clear()
 
     def close(self) -> None:
         with self._lock:
@@ -675,6 +695,13 @@ class ValueConverter:
 
     def row_converter(self, relation: RelationInfo) -> RowConverter:
         return RowConverter(relation, [self.converter_for(c.type_oid) for c in relation.columns])
+
+    def key_columns(self, relation: RelationInfo) -> tuple[str, ...]:
+        """The columns that identify a row: the replica identity's, except under REPLICA
+        IDENTITY FULL (which marks every column) the primary key, when the table has one."""
+        if relation.replica_identity == "f" and self._catalog is not None:
+            return self._catalog.primary_key(relation.oid) or relation.key_columns
+        return relation.key_columns
 
     def invalidate(self) -> None:
         """Forget what was read from the catalog, when a type may have changed (ALTER TYPE, a

@@ -98,14 +98,23 @@ class EventProcessor:
     def __init__(self, source: SourceInfo, event_format: str = "json") -> None:
         if event_format not in EVENT_FORMATS:
             raise ValueError(f"event_format must be one of {', '.join(EVENT_FORMATS)}")
-        self.source = source
         self.event_format = event_format
+        self._tx_cache: tuple[int, str, str] = (-1, "", "")
+        self.source = source
+
+    @property
+    def source(self) -> SourceInfo:
+        return self._source
+
+    @source.setter
+    def source(self, source: SourceInfo) -> None:
+        """Set once the replication connection has identified the server (its system id)."""
+        self._source = source
         self._source_json = {
             "database": source.database,
             "slot": source.slot,
             "publication": source.publication,
         }
-        self._tx_cache: tuple[int, str, str] = (-1, "", "")
 
     def process_event(self, tx: Transaction, change: Change, seq: int) -> Event:
         """The event for the ``seq``-th change of ``tx``, with its payload."""

@@ -20,13 +20,21 @@ from datetime import datetime
 from typing import Any
 
 import hook0
+import hook0.transport
+import httpx
 
 from wal2http_tui.event_sinks.event_processor import Event, safe_name
-from wal2http_tui.event_sinks.http_client import is_retryable_status, parse_retry_after
+from wal2http_tui.event_sinks.http_client import (
+    is_retryable_status,
+    parse_retry_after,
+    tls_verify,
+)
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError, EventSink
 
 MAX_LABELS = 10
 MAX_LABEL_BYTES = 50
+# Hook0 refuses payloads over 699,050 characters (422); the SDK alone would send up to 1 MiB.
+MAX_PAYLOAD_BYTES = 699_050
 
 
 def hook0_event_type(event: Event) -> str:
@@ -44,22 +52,59 @@ def _label(value: str) -> str:
     return encoded.decode(errors="ignore") or "-"
 
 
-class _RecordingTransport:
-    """Wraps the SDK's transport to keep the last answer (status, headers, body)."""
+class Hook0Transport:
+    """The SDK's transport interface (``deliver``/``request``) over our pooled httpx client.
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
+    ``hook0.Hook0Client`` builds every request body and reads every answer; this only carries
+    them, with the SDK's own headers (Authorization, Accept, Content-Type, User-Agent,
+    Hook0-Client-Options), on keep-alive connections that honour ``verify_tls``/``ca_file``
+    (the SDK's urllib transport opens a connection per request and knows no CA file). It keeps
+    the last answer so the sink can read its status, problem id and ``Retry-After``.
+    """
+
+    def __init__(self, api_url: str, token: str, *, timeout: float, verify_tls: bool, ca_file):
+        self._base = api_url.rstrip("/") + "/"
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            verify=tls_verify(verify_tls, ca_file),
+            follow_redirects=False,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": hook0.transport.USER_AGENT,
+                "Hook0-Client-Options": hook0.transport.NO_RETRIES,
+            },
+        )
         self.last: tuple[int, dict[str, str], bytes] | None = None
 
     def deliver(self, method: str, path: str, query: Sequence, body: Any = None):
         self.last = None
-        answer = self._inner.deliver(method, path, query, body)
+        content = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else {}
+        try:
+            response = self._client.request(
+                method,
+                self._base + path,
+                params=list(query) or None,
+                content=content,
+                headers=headers,
+            )
+        except httpx.HTTPError as exc:
+            raise hook0.TransportError(str(exc) or type(exc).__name__, transient=True) from exc
+        answer = (
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.content,
+        )
         self.last = answer
         return answer
 
     def request(self, method: str, path: str, query: Sequence, body: Any = None):
         status, _, payload = self.deliver(method, path, query, body)
         return status, payload
+
+    def close(self) -> None:
+        self._client.close()
 
 
 class Hook0EventSink(EventSink):
@@ -70,12 +115,20 @@ class Hook0EventSink(EventSink):
         self.config = config
         self.name = config.name
         options = hook0.Hook0ClientOptions(
-            retry_policy=hook0.RetryPolicy.disabled(), request_timeout=float(config.timeout)
+            retry_policy=hook0.RetryPolicy.disabled(),
+            request_timeout=float(config.timeout),
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
         )
         self.hook0_client = hook0.Hook0Client(
             config.api_url, str(config.application_id), config.api_key, options
         )
-        self._transport = _RecordingTransport(self.hook0_client.transport)
+        self._transport = Hook0Transport(
+            config.api_url,
+            config.api_key,
+            timeout=float(config.timeout),
+            verify_tls=config.verify_tls,
+            ca_file=config.ca_file,
+        )
         self.hook0_client.transport = self._transport
         self._known_types: set[str] = set()
         self._labels = {k: _label(v) for k, v in dict(config.labels).items()}
@@ -161,15 +214,23 @@ class Hook0EventSink(EventSink):
 
     def probe(self) -> str:
         """List the application's event types: proves the URL, the key and the application."""
-        self.hook0_client.transport.request(
-            "GET", "event_types", [("application_id", str(self.config.application_id))]
-        )
+        try:
+            self._transport.request(
+                "GET", "event_types", [("application_id", str(self.config.application_id))]
+            )
+        except hook0.TransportError as exc:
+            raise DeliveryError(
+                f"cannot reach Hook0 at {self.config.api_url}: {exc}", retryable=True
+            ) from exc
         answer = self._transport.last
         if answer is None or not 200 <= answer[0] < 300:
             status = answer[0] if answer else "no answer"
             body = answer[2][:200].decode(errors="replace") if answer else ""
             raise DeliveryError(f"Hook0 answered {status}: {body}", retryable=True)
         return f"{self.describe_target()} reachable, API key accepted"
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 def _problem(body: bytes) -> dict:
