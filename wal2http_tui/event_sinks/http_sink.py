@@ -52,10 +52,12 @@ class HttpEventSink(EventSink):
         return self._send(event.event_id, event.payload)
 
     def on_batch(self, events: Sequence[Event]) -> Attempt:
-        if len(events) == 1:
+        """With ``batch_max_events`` > 1 the body is always a JSON array, even of one event."""
+        if self.batch_max_events == 1:
             return self.on_event(events[0])
+        message_id = events[0].event_id if len(events) == 1 else batch_id(events)
         body = b"[" + b",".join(event.payload for event in events) + b"]"
-        return self._send(batch_id(events), body)
+        return self._send(message_id, body)
 
     def _send(self, message_id: str, body: bytes) -> Attempt:
         headers = dict(self._base_headers)
