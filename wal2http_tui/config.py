@@ -141,6 +141,35 @@ _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|signature|session", re.I)
 
 
+_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^".]+)')
+
+
+def split_table_name(name: object) -> tuple[str, ...]:
+    """``schema.table`` or ``table`` -> its one or two parts; a part may be double-quoted (with
+    ``""`` for a quote) to hold dots. Names are taken as written (no case folding).
+    ValueError for anything else."""
+    if not isinstance(name, str):
+        raise ValueError("not a string")
+    parts: list[str] = []
+    position = 0
+    while True:
+        match = _NAME_PART.match(name, position)
+        if match is None:
+            raise ValueError(f"not a table name: {name!r}")
+        quoted, bare = match.groups()
+        part = quoted.replace('""', '"') if quoted is not None else bare
+        if not part.strip():
+            raise ValueError(f"not a table name: {name!r}")
+        parts.append(part)
+        position = match.end()
+        if position == len(name):
+            break
+        if name[position] != "." or len(parts) == 2:
+            raise ValueError(f"not a table name: {name!r}")
+        position += 1
+    return tuple(parts)
+
+
 def mask_conninfo(dsn: str) -> str:
     """The connection string with its password replaced by ``***`` (key=value and URI forms)."""
     if _URI_START.match(dsn):
@@ -808,11 +837,14 @@ class _Loader:
                 "tables", "an empty list publishes nothing; remove `tables` to publish all tables"
             )
         for i, name in enumerate(tables):
-            parts = name.split(".") if isinstance(name, str) else []
-            if not 1 <= len(parts) <= 2 or not all(part.strip() for part in parts):
+            try:
+                split_table_name(name)
+            except ValueError:
                 raise self.error(
-                    ("tables", i), f'expected "schema.table" or "table", got {_describe(name)}'
-                )
+                    ("tables", i),
+                    'expected "schema.table" or "table" (double-quote a part that holds a dot: '
+                    f"'\"my.schema\".orders'), got {_describe(name)}",
+                ) from None
         return tuple(tables)
 
     def _sinks(self, data: dict[str, Any]) -> list[EventSinkConfig]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from wal2http_tui.config import split_table_name
 from wal2http_tui.types import Lsn, parse_lsn
 
 MIN_SERVER_VERSION = 100000
@@ -51,7 +52,7 @@ class PreflightReport:
 
 def table_identifiers(tables: Sequence[str]) -> list[sql.Composable]:
     """``schema.table`` or ``table`` -> quoted identifiers, for CREATE PUBLICATION."""
-    return [sql.Identifier(*name.split(".", 1)) for name in tables]
+    return [sql.Identifier(*split_table_name(name)) for name in tables]
 
 
 def run_preflight(
