@@ -25,6 +25,7 @@ from wal2http_tui.config import (
     load_config,
     load_config_text,
     mask_conninfo,
+    split_table_name,
 )
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample.toml"
@@ -482,8 +483,8 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
         ),
         pytest.param(
             HEAD + 'tables = [\n  "public.orders",\n  "a.b.c",\n]\n',
-            'wal2http.toml:4: tables[1]: expected "schema.table" or "table", got a string '
-            '("a.b.c")',
+            'wal2http.toml:4: tables[1]: expected "schema.table" or "table" (double-quote a part '
+            'that holds a dot: \'"my.schema".orders\'), got a string ("a.b.c")',
             id="tables-element-line",
         ),
         pytest.param(
@@ -992,3 +993,22 @@ def test_layout_spans_hold_exactly_the_values(data):
             lambda node, key: node[key], path, document
         )
         assert text[statement.value_end : statement.end].strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("orders", ("orders",)),
+        ("public.orders", ("public", "orders")),
+        ('"my.schema"."odd ""name"""', ("my.schema", 'odd "name"')),
+        ('"Mixed".Case', ("Mixed", "Case")),
+    ],
+)
+def test_split_table_name(name, parts):
+    assert split_table_name(name) == parts
+
+
+@pytest.mark.parametrize("name", ["", "a.b.c", ".a", "a.", '"unclosed', '"".a', 5])
+def test_split_table_name_refuses(name):
+    with pytest.raises(ValueError):
+        split_table_name(name)

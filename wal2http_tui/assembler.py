@@ -48,7 +48,12 @@ from wal2http_tui.types import (
 )
 from wal2http_tui.values import ValueConverter
 
-_dumps = orjson.dumps
+_orjson_dumps = orjson.dumps
+
+
+def _dumps(value: object) -> str:
+    """JSON text as str: orjson's bytes reserve 4 KiB each, a str copy is exact (and cheap)."""
+    return _orjson_dumps(value).decode()
 
 
 @dataclass
@@ -299,7 +304,7 @@ class TransactionAssembler:
         return changes
 
 
-def _key(row: dict, keys: tuple[str, ...]) -> bytes | None:
+def _key(row: dict, keys: tuple[str, ...]) -> str | None:
     if not keys:
         return None
     return _dumps({name: row.get(name) for name in keys})

@@ -1,6 +1,6 @@
 """Committed transactions and their row changes, as the engine hands them to the sinks.
 
-A ``Change`` carries its rows already rendered as JSON (bytes, by the to_jsonb rule), so every
+A ``Change`` carries its rows already rendered as JSON (text, by the to_jsonb rule), so every
 sink embeds the same exact text and a spooled change costs its JSON size on disk, not a tree of
 Python objects in memory. ``ChangeBuffer`` keeps a transaction's changes in memory up to a limit
 and spills the rest to a temporary file, so memory stays bounded whatever the transaction size.
@@ -30,9 +30,9 @@ class Change(NamedTuple):
     op: str  # insert | update | delete | truncate | message
     schema: str
     table: str
-    new: bytes | None  # JSON object of the row after the change
-    old: bytes | None  # JSON object of the old row or its key columns, as PostgreSQL sent them
-    key: bytes | None  # JSON object of the replica identity key columns of the row
+    new: str | None  # JSON object of the row after the change
+    old: str | None  # JSON object of the old row or its key columns, as PostgreSQL sent them
+    key: str | None  # JSON object of the replica identity key columns of the row
     unchanged_toast: tuple[str, ...] = ()
     extra: dict | None = None  # truncate: cascade/restart_identity; message: prefix/content
 
@@ -41,11 +41,12 @@ class Change(NamedTuple):
         return f"{self.schema}.{self.table}"
 
     def approximate_size(self) -> int:
-        return 64 + len(self.new or b"") + len(self.old or b"") + len(self.key or b"")
+        return 200 + len(self.new or "") + len(self.old or "") + len(self.key or "")
 
 
 DEFAULT_MEMORY_LIMIT = 4 * 1024 * 1024  # bytes of change data kept in RAM per transaction
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+SPILL_CHUNK_BYTES = 1024 * 1024  # once spilling, records go to disk in chunks of about this size
 
 
 class ChangeBuffer:
@@ -77,27 +78,24 @@ class ChangeBuffer:
     def append(self, change: Change, xid: Xid = 0) -> None:
         self.count += 1
         self.tables.add(change.qualified_table)
-        if self._file is not None:
-            self._file.write(pickle.dumps((xid, change), PICKLE_PROTOCOL))
-            return
         self._records.append((xid, change))
         self._memory_bytes += change.approximate_size()
-        if self._memory_bytes > self._memory_limit:
+        if self._memory_bytes > (SPILL_CHUNK_BYTES if self._file else self._memory_limit):
             self._spill()
 
     def abort_subtransaction(self, xid: Xid) -> None:
         """Drop an aborted subtransaction's changes (they were streamed, never committed)."""
         self._aborted.add(xid)
-        if self._path is None:
-            kept = [(x, c) for x, c in self._records if x != xid]
-            self.count -= len(self._records) - len(kept)
-            self._records = kept
-        else:
-            self._recount = True  # the spilled records stay; finish() counts what is left
+        kept = [(x, c) for x, c in self._records if x != xid]
+        self.count -= len(self._records) - len(kept)
+        self._records = kept
+        if self._path is not None:
+            self._recount = True  # spilled records stay on disk; finish() counts what is left
 
     def finish(self) -> None:
         """No more appends: flush the spill file and settle the count."""
         if self._file is not None:
+            self._spill()
             self._file.close()
             self._file = None
         if self._recount:
@@ -106,19 +104,21 @@ class ChangeBuffer:
 
     def __iter__(self) -> Iterator[Change]:
         aborted = self._aborted
+        for xid, change in self._chunks():
+            if xid not in aborted:
+                yield change
+
+    def _chunks(self) -> Iterator[tuple[Xid, Change]]:
         if self._path is None:
-            for xid, change in self._records:
-                if xid not in aborted:
-                    yield change
+            yield from self._records
             return
-        with open(self._path, "rb", buffering=1024 * 1024) as spool:
+        with open(self._path, "rb") as spool:
             while True:
                 try:
-                    xid, change = pickle.load(spool)
+                    chunk = pickle.load(spool)
                 except EOFError:
                     return
-                if xid not in aborted:
-                    yield change
+                yield from chunk
 
     def share(self, readers: int) -> None:
         """Expect ``readers`` calls to ``release`` before the storage is freed."""
@@ -144,10 +144,11 @@ class ChangeBuffer:
                 os.unlink(self._path)
 
     def _spill(self) -> None:
-        fd, self._path = tempfile.mkstemp(prefix="tx-", suffix=".spool", dir=self._spool_dir)
-        self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
-        for record in self._records:
-            self._file.write(pickle.dumps(record, PICKLE_PROTOCOL))
+        """Write the records held in memory to the spill file as one chunk."""
+        if self._file is None:
+            fd, self._path = tempfile.mkstemp(prefix="tx-", suffix=".spool", dir=self._spool_dir)
+            self._file = os.fdopen(fd, "wb")
+        self._file.write(pickle.dumps(self._records, PICKLE_PROTOCOL))
         self._records = []
         self._memory_bytes = 0
 

@@ -217,7 +217,7 @@ class EventProcessor:
         return cached[1], cached[2]
 
 
-def _row(raw: bytes | None) -> orjson.Fragment:
+def _row(raw: str | bytes | None) -> orjson.Fragment:
     return _NULL if raw is None else _Fragment(raw)
 
 
