@@ -54,7 +54,8 @@ class ChangeBuffer:
 
     Changes of a streamed transaction carry the (sub)transaction xid they belong to, so that a
     subtransaction abort can drop them (``abort_subtransaction``) without rewriting the file.
-    Several readers may iterate at once (one per sink); ``release`` by the last one deletes it.
+    Several readers may iterate at once (one per sink); each ``acquire`` is matched by a
+    ``release``, and the last release deletes it.
     """
 
     def __init__(self, spool_dir: Path, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
@@ -120,14 +121,13 @@ class ChangeBuffer:
                     return
                 yield from chunk
 
-    def share(self, readers: int) -> None:
-        """Expect ``readers`` calls to ``release`` before the storage is freed."""
+    def acquire(self) -> None:
+        """One more reader (a sink that queued the transaction) before the storage is freed."""
         with self._lock:
-            self._readers = readers
-        if readers == 0:
-            self.discard()
+            self._readers += 1
 
     def release(self) -> None:
+        """A reader is done; the last one frees the memory and deletes the spill file."""
         with self._lock:
             self._readers -= 1
             last = self._readers <= 0

@@ -54,6 +54,12 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
+def _weight(tx: Transaction) -> int:
+    """What a queued transaction counts against ``queue_max_events``: its changes while they
+    are in memory, 1 once spilled to disk."""
+    return 1 if tx.changes.spilled else max(1, tx.size)
+
+
 class _Stopped(Exception):
     """The worker was told to stop while a delivery was pending."""
 
@@ -79,9 +85,10 @@ class SinkWorker:
         self.queue_max_events = queue_max_events
         self.stats = SinkStats(sink.name, sink.kind, sink.describe_target())
         self.finished_lsn = 0
-        self._queue: deque[Transaction] = deque()
+        self._queue: deque[Transaction] = deque()  # unfinished, in commit order
+        self._started = 0  # how many at the front of the queue the thread has begun
+        self._retired = False  # replaced or removed: takes no more transactions
         self._queued_weight = 0
-        self._unfinished = 0
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._paused = False
@@ -135,27 +142,54 @@ class SinkWorker:
         self._skip_requested = True
         self._wake.set()
 
+    def retire(self) -> None:
+        """Take no more transactions (the dispatcher is replacing or removing this sink)."""
+        with self._cond:
+            self._retired = True
+            self._cond.notify_all()
+
+    def take_unfinished(self) -> list[Transaction]:
+        """After the thread has stopped: the transactions it had not finished, in order (the
+        one it was delivering first; it will be sent again from its first event)."""
+        with self._cond:
+            unfinished = list(self._queue)
+            self._queue.clear()
+            self._started = 0
+            self._queued_weight = 0
+            return unfinished
+
+    def adopt(self, transactions: list[Transaction]) -> None:
+        """Take over another worker's unfinished transactions (their references included)."""
+        with self._cond:
+            for tx in transactions:
+                self._queue.append(tx)
+                self._queued_weight += _weight(tx)
+            self._cond.notify_all()
+
     # -- the queue (replication thread) --------------------------------------------------------
     def offer(self, tx: Transaction, timeout: float) -> bool:
         """Queue ``tx``; False if the queue stayed full for ``timeout`` seconds."""
-        weight = 1 if tx.changes.spilled else max(1, tx.size)
+        weight = _weight(tx)
         with self._cond:
+            if self._retired:
+                self._cond.wait(timeout)
+                return False
             if self._queue_full(weight):
                 self._cond.wait(timeout)
                 if self._queue_full(weight):
                     return False
+            tx.changes.acquire()
             self._queue.append(tx)
             self._queued_weight += weight
-            self._unfinished += 1
             self._cond.notify_all()
         return True
 
     def _queue_full(self, weight: int) -> bool:
-        if not self._unfinished:
+        if not self._queue:
             return False
         return (
             self._queued_weight + weight > self.queue_max_events
-            or self._unfinished >= MAX_TRANSACTIONS_QUEUED
+            or len(self._queue) >= MAX_TRANSACTIONS_QUEUED
         )
 
     def progress(self, dispatched_lsn: int) -> int:
@@ -165,7 +199,7 @@ class SinkWorker:
         unfinished, everything dispatched so far is done.
         """
         with self._cond:
-            return dispatched_lsn if self._unfinished == 0 else self.finished_lsn
+            return self.finished_lsn if self._queue else dispatched_lsn
 
     @property
     def queue_depth(self) -> int:
@@ -173,21 +207,24 @@ class SinkWorker:
 
     @property
     def idle(self) -> bool:
-        return self._unfinished == 0
+        return not self._queue
 
     def snapshot(self) -> SinkSnapshot:
         return self.stats.snapshot(self._queued_weight, self.finished_lsn)
 
     # -- the worker thread ---------------------------------------------------------------------
     def _next_transaction(self, block: bool) -> Transaction | None:
-        """The next queued transaction; None when there is none (and ``block`` is False), or
-        when stopping and the queue is drained or the drain deadline has passed."""
+        """The next queued transaction not yet started; None when there is none (and ``block``
+        is False), or when stopping and the queue is drained or the drain deadline has passed.
+        Transactions stay queued until finished, so an unfinished one is never lost."""
         with self._cond:
             while True:
                 if self._stopping and time.monotonic() >= (self._drain_deadline or 0):
                     return None
-                if self._queue:
-                    return self._queue.popleft()
+                if len(self._queue) > self._started:
+                    tx = self._queue[self._started]
+                    self._started += 1
+                    return tx
                 if not block or self._stopping:
                     return None
                 self._cond.wait(0.5)
@@ -228,14 +265,16 @@ class SinkWorker:
             self.sink.close()
 
     def _finish(self, tx: Transaction) -> None:
-        weight = 1 if tx.changes.spilled else max(1, tx.size)
+        weight = _weight(tx)
         mark = tx.record.marks.get(self.name) if tx.record else None
         if mark != Mark.DEAD_LETTERED:
             self._mark(tx, Mark.DELIVERED)
         with self._cond:
+            finished = self._queue.popleft()
+            assert finished is tx, "transactions finish in the order they were queued"
+            self._started -= 1
             self.finished_lsn = tx.end_lsn
             self._queued_weight -= weight
-            self._unfinished -= 1
             self._cond.notify_all()
         tx.changes.release()
 
@@ -404,20 +443,46 @@ class Dispatcher:
     ) -> bool:
         """Queue ``tx`` at every sink; while a queue is full, call ``keep_alive`` and wait.
 
-        Returns False (``tx`` not fully dispatched, so never confirmed) if ``stopped()`` turns
-        true while waiting.
+        ``keep_alive`` may change the set of sinks (a live reconfiguration): ``tx`` then goes to
+        every sink registered when it is done, and not to a sink removed meanwhile. Returns False
+        (``tx`` not fully dispatched, so never confirmed) if ``stopped()`` turns true.
         """
-        workers = self._workers
-        tx.changes.share(len(workers))
-        for index, worker in enumerate(workers):
-            while not worker.offer(tx, timeout=0.25):
-                keep_alive()
-                if stopped():
-                    for _ in workers[index:]:
-                        tx.changes.release()
-                    return False
-        self.dispatched_lsn = max(self.dispatched_lsn, tx.end_lsn)
-        return True
+        tx.changes.acquire()  # held while dispatching, so an early finisher cannot free it
+        try:
+            given: set[int] = set()
+            while True:
+                pending = [w for w in self._workers if id(w) not in given]
+                if not pending:
+                    break
+                for worker in pending:
+                    while worker in self._workers and not worker.offer(tx, timeout=0.25):
+                        keep_alive()
+                        if stopped():
+                            return False
+                    given.add(id(worker))
+            self.dispatched_lsn = max(self.dispatched_lsn, tx.end_lsn)
+            return True
+        finally:
+            tx.changes.release()
+
+    def replace(self, old: SinkWorker, new: SinkWorker) -> None:
+        """Swap a sink for a new one (same name, new settings) without losing what it holds."""
+        old.retire()
+        old.stop(0)
+        old.join()
+        new.adopt(old.take_unfinished())
+        with self._lock:
+            self._workers = [new if w is old else w for w in self._workers]
+        new.start()
+
+    def retire(self, worker: SinkWorker) -> None:
+        """Remove a sink: it stops, and what it had not delivered is no longer waited for."""
+        worker.retire()
+        self.remove(worker)
+        worker.stop(0)
+        worker.join()
+        for tx in worker.take_unfinished():
+            tx.changes.release()
 
     def confirmed_lsn(self) -> int:
         """Highest end LSN every sink has finished with (what may be confirmed to PostgreSQL)."""

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import psycopg
 from wal2http_tui.activity import ActivityFeed, Mark, SinkSnapshot, TxRecord
 from wal2http_tui.assembler import TransactionAssembler
 from wal2http_tui.changes import Transaction
+from wal2http_tui.config import EventSinkConfig
 from wal2http_tui.dead_letters import DeadLetterStore
 from wal2http_tui.decoder import PgOutputDecoder
 from wal2http_tui.delivery import Dispatcher, RetryPolicy, SinkWorker
@@ -113,7 +115,7 @@ class ReplicationServer:
         self.dead_letters = dead_letters
         self.dispatcher = Dispatcher()
         self.drain_timeout = drain_timeout
-        self.event_sinks: list[EventSink] = []
+        self._reconfigure_lock = threading.Lock()
         self._stop = threading.Event()
         self._paused = False
         self._thread: threading.Thread | None = None
@@ -158,10 +160,27 @@ class ReplicationServer:
         queue_max_events: int | None = None,
     ) -> SinkWorker:
         """Add a sink; it receives every transaction dispatched from now on."""
-        if any(existing.name == sink.name for existing in self.event_sinks):
+        if any(worker.name == sink.name for worker in self.dispatcher.workers):
             raise ValueError(f"a sink named {sink.name!r} is already registered")
+        worker = self._new_worker(sink, event_format, retry, queue_max_events)
+        self.dispatcher.add(worker)
+        if self._thread is not None:
+            worker.start()
+        return worker
+
+    @property
+    def event_sinks(self) -> list[EventSink]:
+        return [worker.sink for worker in self.dispatcher.workers]
+
+    def _new_worker(
+        self,
+        sink: EventSink,
+        event_format: str,
+        retry: RetryPolicy | None,
+        queue_max_events: int | None = None,
+    ) -> SinkWorker:
         processor = EventProcessor(self._source or SourceInfo("", "", "", ""), event_format)
-        worker = SinkWorker(
+        return SinkWorker(
             sink,
             processor,
             retry=retry or RetryPolicy(),
@@ -169,11 +188,33 @@ class ReplicationServer:
             feed=self.feed,
             queue_max_events=queue_max_events or getattr(self.config, "queue_max_events", 10_000),
         )
-        self.event_sinks.append(sink)
-        self.dispatcher.add(worker)
-        if self._thread is not None:
-            worker.start()
-        return worker
+
+    def reconfigure_sinks(self, sink_configs: Sequence[EventSinkConfig]) -> None:
+        """Apply new sink settings live, without dropping the replication connection: removed
+        or disabled sinks stop, new ones start with the next transaction, changed ones are
+        replaced by a new sink that first delivers everything the old one had not."""
+        with self._reconfigure_lock:
+            wanted = {c.name: c for c in sink_configs if c.enabled}
+            current = {worker.name: worker for worker in self.dispatcher.workers}
+            for name, worker in current.items():
+                if name not in wanted:
+                    log.info("sink %s removed", name)
+                    self.dispatcher.retire(worker)
+            for name, sink_config in wanted.items():
+                worker = current.get(name)
+                if worker is not None and getattr(worker.sink, "config", None) == sink_config:
+                    continue
+                new = self._new_worker(
+                    build_sink(sink_config), sink_config.event_format, retry_policy(sink_config)
+                )
+                if worker is None:
+                    log.info("sink %s added", name)
+                    self.dispatcher.add(new)
+                    if self._thread is not None:
+                        new.start()
+                else:
+                    log.info("sink %s reconfigured", name)
+                    self.dispatcher.replace(worker, new)
 
     def sinks(self) -> list[SinkSnapshot]:
         return [worker.snapshot() for worker in self.dispatcher.workers]
@@ -255,13 +296,11 @@ class ReplicationServer:
                     attempt = 0
                     detail = f"slot in use by pid {exc.pid}"
                     self.state.set_state(EngineState.STANDBY, detail, error=str(exc))
-                    log.info("standby: %s; retrying every %.0fs", detail, STANDBY_RETRY_DELAY)
                     self._wait(STANDBY_RETRY_DELAY)
                 except PreflightError as exc:
                     if exc.check != "connection":
                         self.fatal_error = str(exc)
                         self.state.set_state(EngineState.ERROR, str(exc), error=str(exc))
-                        log.error("pre-flight failed: %s", exc)
                         raise FatalReplicationError(str(exc)) from exc
                     attempt += 1
                     self._backoff(attempt, str(exc))
@@ -287,7 +326,6 @@ class ReplicationServer:
         self.state.reconnect_attempt = attempt
         detail = f"attempt {attempt}, next in {delay:.0f}s, last error: {error}"
         self.state.set_state(EngineState.RECONNECTING, detail, error=error)
-        log.warning("reconnecting (%s)", detail)
         self._assembler.reset()
         self._wait(delay)
 

@@ -6,11 +6,14 @@ The replication thread is the only writer. Readers (the UI, the headless logger,
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from wal2http_tui.types import Lsn, Oid, RelationInfo, TypeInfo, format_lsn
+
+log = logging.getLogger("wal2http_tui.state")
 
 
 class EngineState:
@@ -23,6 +26,9 @@ class EngineState:
     RECONNECTING = "reconnecting"
     PAUSED = "paused"
     ERROR = "error"
+
+
+_TROUBLE = (EngineState.RECONNECTING, EngineState.ERROR, EngineState.STANDBY)
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,16 @@ class ReplicationState:
         return self.relations.get(oid)
 
     def set_state(self, state: str, detail: str = "", *, error: str | None = None) -> None:
+        """Change state; each change is one log line (warnings for reconnecting and errors)."""
         with self._lock:
+            changed = (state, detail) != (self.state, self.detail)
             self.state = state
             self.detail = detail
             if error is not None:
                 self.last_error = error
+        if changed:
+            level = logging.WARNING if state in _TROUBLE else logging.INFO
+            log.log(level, "state %s%s", state, f": {detail}" if detail else "")
 
     def snapshot(self) -> StateSnapshot:
         with self._lock:
