@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,3 +132,19 @@ def test_unknown_dead_letter_id(pg, tmp_path):
     result = cli("dead-letters", "show", "999", "-c", config)
     assert result.returncode == 1
     assert "no dead letter with id 999" in result.stderr
+
+
+def test_demo_headless_runs_the_whole_tool_and_cleans_up():
+    before = set(glob.glob("/tmp/wal2http-demo-*")) | set(glob.glob("/tmp/wal2http-pg-*"))
+    result = cli("demo", "--headless", "--duration", "4", "--rate", "10", timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    received = int(re.search(r"(\d+) received \((\d+) changes\)", out).group(2))
+    warehouse = re.search(r"sink warehouse: (\d+) delivered", out)
+    accepted = re.search(r"receiver warehouse accepted (\d+) events", out)
+    assert received > 10
+    assert int(warehouse.group(1)) == int(accepted.group(1)) == received
+    flaky = re.search(r"sink flaky-crm: (\d+) delivered, (\d+) failed attempts, (\d+) dead", out)
+    assert int(flaky.group(1)) + int(flaky.group(3)) == received
+    after = set(glob.glob("/tmp/wal2http-demo-*")) | set(glob.glob("/tmp/wal2http-pg-*"))
+    assert after <= before

@@ -178,7 +178,7 @@ def test_pause_holds_delivery_and_resume_releases_it(tmp_path):
         sink.start()
         dispatch(dispatcher, transaction(tmp_path, 1, 2, end_lsn=500))
         time.sleep(0.5)
-        assert receiver.events == []
+        assert receiver.accepted == 0
         assert sink.snapshot().state == SinkState.PAUSED
         sink.resume()
         receiver.wait_for_events(2)

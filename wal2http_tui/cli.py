@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,14 +34,25 @@ def _load(args: argparse.Namespace) -> ReplicationConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args)
+    path = _config_path(args)
+    if not path.exists():
+        print(
+            f"wal2http-tui: no configuration file at {path}: pass --config FILE, or start from "
+            "sample.toml; `wal2http-tui demo` shows the tool on a throwaway database",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    config = load_config(path)
     if args.headless:
         from wal2http_tui.headless import configure_logging, run_headless
 
         configure_logging()
         return run_headless(config)
-    print("The terminal UI is not built yet: use `run --headless`.", file=sys.stderr)
-    return 1
+    from wal2http_tui.engine import Engine
+    from wal2http_tui.tui.app import run_app
+
+    run_app(Engine(config), path, read_only=args.read_only, mouse=not args.no_mouse)
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -100,16 +109,16 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    server = devdb.find_server()
-    with devdb.ThrowawayCluster(server) as cluster:
-        print(f"Throwaway PostgreSQL {server.version} with wal_level=logical is running.")
-        print(f'  connect:  psql "{cluster.dsn()}"')
-        print(f"  data:     {cluster.datadir} (deleted on exit)")
-        print("Press Ctrl-C to stop it." if args.duration is None else "")
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait(args.duration)
-    print("Stopped and deleted.")
-    return 0
+    from wal2http_tui.demo import run_demo
+
+    if args.headless:
+        return run_demo(headless=True, duration=args.duration, rate=args.rate)
+    from wal2http_tui.tui.app import run_app
+
+    def open_ui(engine, config_path: Path) -> None:
+        run_app(engine, config_path, mouse=not args.no_mouse)
+
+    return run_demo(headless=False, duration=None, rate=args.rate, open_ui=open_ui)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,8 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"configuration file (default: $WAL2HTTP_CONFIG or ./{DEFAULT_CONFIG})",
         )
 
-    run = commands.add_parser("run", help="stream changes to the configured sinks")
+    def with_ui_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--read-only", action="store_true", help="no editing, no destructive actions"
+        )
+        sub.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+
+    with_config(parser)
+    with_ui_options(parser)
+
+    run = commands.add_parser("run", help="stream changes to the configured sinks (terminal UI)")
     with_config(run)
+    with_ui_options(run)
     run.add_argument("--headless", action="store_true", help="no terminal UI; log to stderr")
     run.set_defaults(func=cmd_run)
 
@@ -148,9 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     letters.set_defaults(func=cmd_dead_letters)
 
     demo = commands.add_parser(
-        "demo", help="start a throwaway logical-replication PostgreSQL and show how to reach it"
+        "demo",
+        help="the whole tool on a throwaway PostgreSQL with a workload and two local receivers",
     )
-    demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    demo.add_argument("--headless", action="store_true", help="no UI; print a summary at the end")
+    demo.add_argument("--duration", type=float, default=None, help="headless: stop after N seconds")
+    demo.add_argument("--rate", type=float, default=8.0, help="workload transactions per second")
+    demo.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -158,9 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:  # the terminal UI on the default (or given) configuration
+        args.func, args.headless = cmd_run, False
     _exit_on_sigterm()
     try:
         return args.func(args)

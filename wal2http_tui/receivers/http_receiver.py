@@ -93,12 +93,23 @@ class WebhookReceiver:
     """``with WebhookReceiver() as r: ... r.url ... r.wait_for_events(10)``."""
 
     def __init__(
-        self, port: int = 0, *, failure_rate: float = 0.0, seed: int | None = None
+        self,
+        port: int = 0,
+        *,
+        failure_rate: float = 0.0,
+        reject_rate: float = 0.0,
+        seed: int | None = None,
+        keep: int | None = None,
     ) -> None:
+        """``failure_rate``: share of requests answered 503 (retryable); ``reject_rate``: share
+        answered 422 (permanent); ``keep``: how many requests and events to remember (all by
+        default; the demo bounds it), while ``accepted`` counts every event."""
         self.port = port
         self.failure_rate = failure_rate
-        self.requests: list[ReceivedRequest] = []
-        self.events: list[dict] = []
+        self.reject_rate = reject_rate
+        self.requests: deque[ReceivedRequest] = deque(maxlen=keep)
+        self.events: deque[dict] = deque(maxlen=keep)
+        self.accepted = 0
         self._faults: deque[Fault] = deque()
         self._always: Fault | None = None
         self._random = random.Random(seed)
@@ -148,8 +159,11 @@ class WebhookReceiver:
                 return self._faults.popleft()
             if self._always is not None:
                 return self._always
-            if self.failure_rate and self._random.random() < self.failure_rate:
-                return Fault(status=503, retry_after="1")
+            draw = self._random.random()
+            if draw < self.failure_rate:
+                return Fault(status=503)
+            if draw < self.failure_rate + self.reject_rate:
+                return Fault(status=422, body=b'{"error": "rejected by the demo receiver"}')
             return None
 
     # -- recording ----------------------------------------------------------------------------
@@ -169,6 +183,7 @@ class WebhookReceiver:
         with self._lock:
             self.requests.append(request)
             self.events.extend(parsed)
+            self.accepted += len(parsed)
             self._lock.notify_all()
 
     def wait_for_events(self, count: int, timeout: float = 30.0) -> list[dict]:
@@ -176,12 +191,10 @@ class WebhookReceiver:
         timeout, saying how many arrived)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while len(self.events) < count:
+            while self.accepted < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(
-                        f"receiver got {len(self.events)} events, expected {count}"
-                    )
+                    raise AssertionError(f"receiver got {self.accepted} events, expected {count}")
                 self._lock.wait(remaining)
             return list(self.events)
 
