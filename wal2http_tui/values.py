@@ -506,7 +506,7 @@ ORDER BY k.position
 _TYPE_QUERY = """
 SELECT t.typtype::text,
        t.typbasetype,
-       CASE WHEN t.typsubscript = 'array_subscript_handler'::regproc THEN t.typelem ELSE 0 END,
+       CASE WHEN t.typlen = -1 AND t.typelem <> 0 THEN t.typelem ELSE 0 END,  -- a true array
        coalesce(e.typdelim, t.typdelim)::text,
        format_type(t.oid, NULL),
        ARRAY(SELECT a.attname::text FROM pg_attribute a
