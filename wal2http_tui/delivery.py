@@ -121,17 +121,26 @@ class SinkWorker:
 
     def pause(self) -> None:
         self._paused = True
-        self.stats.state = SinkState.PAUSED
+        self._set_state(SinkState.PAUSED)
 
     def resume(self) -> None:
         self._paused = False
         if self.stats.state == SinkState.PAUSED:
-            self.stats.state = SinkState.HEALTHY
+            self._set_state(SinkState.HEALTHY)
         self._wake.set()
 
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def _set_state(self, state: str) -> None:
+        """Change the sink's state; each change is one log line."""
+        if state == self.stats.state:
+            return
+        self.stats.state = state
+        level = logging.WARNING if state == SinkState.FAILING else logging.INFO
+        reason = f" ({self.stats.last_error})" if state == SinkState.FAILING else ""
+        log.log(level, "sink %s: %s%s", self.name, state, reason)
 
     def retry_now(self) -> None:
         """Cut the current backoff short."""
@@ -261,7 +270,7 @@ class SinkWorker:
         except _Stopped:
             return
         finally:
-            self.stats.state = SinkState.STOPPED
+            self._set_state(SinkState.STOPPED)
             self.sink.close()
 
     def _finish(self, tx: Transaction) -> None:
@@ -310,7 +319,7 @@ class SinkWorker:
             self.stats.delivered += len(events)
             self.stats.retry = None
             if not self._paused:
-                self.stats.state = SinkState.HEALTHY
+                self._set_state(SinkState.HEALTHY)
             return
 
     def _wait_retry(
@@ -324,7 +333,7 @@ class SinkWorker:
             delay = self.retry.delay(attempt)
         state = SinkState.FAILING if exhausted else SinkState.RETRYING
         if not self._paused:
-            self.stats.state = state
+            self._set_state(state)
         first = events[0]
         self.stats.retry = RetryInfo(
             sink=self.name,
@@ -406,7 +415,7 @@ class SinkWorker:
             except DeadLetterError as exc:
                 # Never drop: block, say why, and try again.
                 failures += 1
-                self.stats.state = SinkState.FAILING
+                self._set_state(SinkState.FAILING)
                 self.stats.last_error = f"{exc}; delivery is blocked until it can be written"
                 log.error("sink %s: %s", self.name, self.stats.last_error)
                 self._sleep(min(30.0, 0.5 * 2**failures))

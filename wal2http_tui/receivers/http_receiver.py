@@ -9,10 +9,13 @@ connections altogether (``stop()`` then ``start()`` again on the same port).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
+import ssl
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -45,10 +48,33 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     receiver: WebhookReceiver
+    connections: set[socket.socket]
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Drop every open (keep-alive) connection, as a receiver that went away would."""
+        for connection in list(self.connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (killed, timed out) is not the receiver's error."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes: without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK hold each answer ~40 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:
@@ -63,6 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         receiver = self.server.receiver
+        if receiver.latency:
+            time.sleep(receiver.latency)
         fault = receiver._next_fault()
         if fault is not None and fault.reset:
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
@@ -100,10 +128,15 @@ class WebhookReceiver:
         reject_rate: float = 0.0,
         seed: int | None = None,
         keep: int | None = None,
+        tls: ssl.SSLContext | None = None,
+        latency: float = 0.0,
     ) -> None:
         """``failure_rate``: share of requests answered 503 (retryable); ``reject_rate``: share
         answered 422 (permanent); ``keep``: how many requests and events to remember (all by
-        default; the demo bounds it), while ``accepted`` counts every event."""
+        default; the demo bounds it), while ``accepted`` counts every event; ``tls``: serve
+        HTTPS with this server context."""
+        self.tls = tls
+        self.latency = latency  # seconds every answer is delayed by (a slow receiver)
         self.port = port
         self.failure_rate = failure_rate
         self.reject_rate = reject_rate
@@ -119,7 +152,8 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/events"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/events"
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()
@@ -130,6 +164,9 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.receiver = self
+        server.connections = set()
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True, name="receiver")
@@ -141,6 +178,7 @@ class WebhookReceiver:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
 
     # -- misbehaviour -------------------------------------------------------------------------
