@@ -149,6 +149,7 @@ class Hook0EventSink(EventSink):
             "schema": _label(event.schema or "-"),
             "table": _label(event.table or "-"),
         }
+        self._transport.last = None  # so an answer to the upsert is never read as this send's
         try:
             self.hook0_client.send_event(
                 hook0.Event(
