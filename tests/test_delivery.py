@@ -23,7 +23,7 @@ SOURCE = SourceInfo("7000000000000000001", "db", "slot", "pub")
 def transaction(tmp_path, first_id: int, rows: int, end_lsn: int) -> Transaction:
     buffer = ChangeBuffer(tmp_path)
     for row in range(first_id, first_id + rows):
-        new = json.dumps({"id": row}).encode()
+        new = json.dumps({"id": row})
         buffer.append(Change("insert", "public", "t", new, None, new))
     buffer.finish()
     return Transaction(

@@ -36,9 +36,9 @@ UPDATE = Change(
     op="update",
     schema="public",
     table="orders",
-    new=b'{"id":1,"total":12345678901234567890.123456789,"note":"x"}',
-    old=b'{"id":1}',
-    key=b'{"id":1}',
+    new='{"id":1,"total":12345678901234567890.123456789,"note":"x"}',
+    old='{"id":1}',
+    key='{"id":1}',
     unchanged_toast=("blob",),
 )
 

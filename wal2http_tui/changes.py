@@ -36,13 +36,6 @@ class Change(NamedTuple):
     unchanged_toast: tuple[str, ...] = ()
     extra: dict | None = None  # truncate: cascade/restart_identity; message: prefix/content
 
-    @property
-    def qualified_table(self) -> str:
-        return f"{self.schema}.{self.table}"
-
-    def approximate_size(self) -> int:
-        return 200 + len(self.new or "") + len(self.old or "") + len(self.key or "")
-
 
 DEFAULT_MEMORY_LIMIT = 4 * 1024 * 1024  # bytes of change data kept in RAM per transaction
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -70,7 +63,12 @@ class ChangeBuffer:
         self._lock = threading.Lock()
         self._readers = 0
         self.count = 0
-        self.tables: set[str] = set()
+        self._tables: set[tuple[str, str]] = set()
+
+    @property
+    def tables(self) -> set[str]:
+        """Qualified names of the tables the changes touch (logical messages excluded)."""
+        return {f"{schema}.{table}" for schema, table in self._tables if table}
 
     @property
     def spilled(self) -> bool:
@@ -78,9 +76,12 @@ class ChangeBuffer:
 
     def append(self, change: Change, xid: Xid = 0) -> None:
         self.count += 1
-        self.tables.add(change.qualified_table)
+        self._tables.add((change.schema, change.table))
         self._records.append((xid, change))
-        self._memory_bytes += change.approximate_size()
+        # about what the change costs in memory (its JSON plus ~200 bytes of objects)
+        self._memory_bytes += (
+            200 + len(change.new or "") + len(change.old or "") + len(change.key or "")
+        )
         if self._memory_bytes > (SPILL_CHUNK_BYTES if self._file else self._memory_limit):
             self._spill()
 

@@ -33,12 +33,13 @@ _Fragment = orjson.Fragment
 _dumps = orjson.dumps
 _NULL = _Fragment(b"null")
 _DEBEZIUM_OPS = {"insert": "c", "update": "u", "delete": "d", "truncate": "t", "message": "m"}
+_ROW_OPS = frozenset({"insert", "update", "delete"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 def event_id(system_id: str, slot: str, commit_lsn: int, seq: int) -> str:
     """UUIDv5 (RFC 4122) of ``system_id/slot/commit LSN/seq``; equals ``uuid.uuid5``."""
-    return _uuid5(f"{system_id}/{slot}/{format_lsn(commit_lsn)}/{seq}")
+    return _uuid_from(_id_hash(system_id, slot, commit_lsn), seq)
 
 
 def batch_id(events: Sequence[Event]) -> str:
@@ -46,9 +47,25 @@ def batch_id(events: Sequence[Event]) -> str:
     return _uuid5(f"batch/{events[0].event_id}/{events[-1].event_id}/{len(events)}")
 
 
+def _id_hash(system_id: str, slot: str, commit_lsn: int):
+    """SHA-1 state after the namespace and ``system_id/slot/lsn/``: one per transaction."""
+    return hashlib.sha1(
+        EVENT_ID_NAMESPACE + f"{system_id}/{slot}/{format_lsn(commit_lsn)}/".encode()
+    )
+
+
+def _uuid_from(prefix_hash, seq: int) -> str:
+    hashed = prefix_hash.copy()
+    hashed.update(b"%d" % seq)
+    return _format_uuid5(hashed.digest())
+
+
 def _uuid5(text: str) -> str:
-    name = text.encode()
-    digest = bytearray(hashlib.sha1(EVENT_ID_NAMESPACE + name).digest()[:16])
+    return _format_uuid5(hashlib.sha1(EVENT_ID_NAMESPACE + text.encode()).digest())
+
+
+def _format_uuid5(sha1_digest: bytes) -> str:
+    digest = bytearray(sha1_digest[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
@@ -92,14 +109,45 @@ class Event:
     xid: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _TxContext:
+    """What every event of one transaction shares, rendered once."""
+
+    tx: Transaction
+    id_hash: object  # hashlib state after the event id prefix
+    lsn: str
+    commit_time: str
+    commit_ms: int
+    json_middle: str  # ',"xid":..,"lsn":..,"commit_time":..,"seq":'
+    json_tail: str  # ',"tx_size":..,"source":{..}}'
+
+
+@dataclass(frozen=True, slots=True)
+class _TableOp:
+    """What every event of one table and operation shares, rendered once."""
+
+    event_type: str
+    json_head: str  # '"event_type":..,"op":..,"schema":..,"table":..'
+    cloudevents_head: str  # '"type":..,"subject":..'
+    debezium_op: str
+    debezium_place: str  # '"schema":..,"table":..'
+
+
 class EventProcessor:
-    """Shared by all sinks of one event format: builds events and formats their payloads."""
+    """Shared by all sinks of one event format: builds events and formats their payloads.
+
+    Row changes are the hot path (one per row, at tens of thousands per second): their payload
+    is assembled from text the transaction and the table already rendered once, around the
+    rows' JSON, which the engine rendered when it decoded them. Truncates and logical messages
+    are built as dictionaries. Both produce the same documents.
+    """
 
     def __init__(self, source: SourceInfo, event_format: str = "json") -> None:
         if event_format not in EVENT_FORMATS:
             raise ValueError(f"event_format must be one of {', '.join(EVENT_FORMATS)}")
         self.event_format = event_format
-        self._tx_cache: tuple[int, str, str] = (-1, "", "")
+        self._context: _TxContext | None = None
+        self._table_ops: dict[tuple[str, str, str], _TableOp] = {}
         self.source = source
 
     @property
@@ -115,32 +163,45 @@ class EventProcessor:
             "slot": source.slot,
             "publication": source.publication,
         }
+        self._source_text = _text(self._source_json)
+        self._context = None
 
     def process_event(self, tx: Transaction, change: Change, seq: int) -> Event:
         """The event for the ``seq``-th change of ``tx``, with its payload."""
-        lsn, commit_time = self._tx_fields(tx)
-        if change.op == "message":
+        context = self._context
+        if context is None or context.tx is not tx:
+            context = self._context = self._tx_context(tx)
+        op = change.op
+        if op == "message":
             schema, table = "", ""
             event_type = f"logical_message.{change.extra['prefix']}.message"
         else:
             schema, table = change.schema, change.table
-            event_type = f"{schema}.{table}.{change.op}"
+            event_type = ""
         event = Event(
-            event_id=event_id(self.source.system_id, self.source.slot, tx.commit_lsn, seq),
+            event_id=_uuid_from(context.id_hash, seq),
             event_type=event_type,
-            op=change.op,
+            op=op,
             schema=schema,
             table=table,
-            lsn=lsn,
-            commit_time=commit_time,
+            lsn=context.lsn,
+            commit_time=context.commit_time,
             seq=seq,
             payload=b"",
             xid=tx.xid,
         )
-        event.payload = self.format_payload(event, change, tx.size)
+        if op in _ROW_OPS:
+            table_op = self._table_op(schema, table, op)
+            event.event_type = table_op.event_type
+            event.payload = self._row_payload(event, change, context, table_op)
+        else:
+            if not event_type:
+                event.event_type = f"{schema}.{table}.{op}"
+            event.payload = self.format_payload(event, change, tx.size)
         return event
 
     def format_payload(self, event: Event, change: Change, tx_size: int) -> bytes:
+        """The payload of ``event`` in this processor's format (any kind of change)."""
         body = self._json_event(event, change, tx_size)
         if self.event_format == "json":
             return _dumps(body)
@@ -159,7 +220,66 @@ class EventProcessor:
             }
         )
 
-    # -- formats ------------------------------------------------------------------------------
+    # -- the row-change fast path ---------------------------------------------------------------
+    def _tx_context(self, tx: Transaction) -> _TxContext:
+        lsn = format_lsn(tx.commit_lsn)
+        commit_time = rfc3339(tx.commit_time)
+        return _TxContext(
+            tx=tx,
+            id_hash=_id_hash(self.source.system_id, self.source.slot, tx.commit_lsn),
+            lsn=lsn,
+            commit_time=commit_time,
+            commit_ms=_commit_ms(commit_time),
+            json_middle=f',"xid":{tx.xid},"lsn":"{lsn}","commit_time":"{commit_time}","seq":',
+            json_tail=f',"tx_size":{tx.size},"source":{self._source_text}}}',
+        )
+
+    def _table_op(self, schema: str, table: str, op: str) -> _TableOp:
+        key = (schema, table, op)
+        cached = self._table_ops.get(key)
+        if cached is None:
+            event_type = f"{schema}.{table}.{op}"
+            place = f'"schema":{_text(schema)},"table":{_text(table)}'
+            cached = self._table_ops[key] = _TableOp(
+                event_type=event_type,
+                json_head=f'"event_type":{_text(event_type)},"op":"{op}",{place}',
+                cloudevents_head=(
+                    f'"type":{_text(event_type)},"subject":{_text(f"{schema}.{table}")}'
+                ),
+                debezium_op=_DEBEZIUM_OPS[op],
+                debezium_place=place,
+            )
+        return cached
+
+    def _row_payload(
+        self, event: Event, change: Change, context: _TxContext, table_op: _TableOp
+    ) -> bytes:
+        new, old = change.new or "null", change.old or "null"
+        if self.event_format == "debezium":
+            return (
+                f'{{"event_id":"{event.event_id}","before":{old},"after":{new},'
+                f'"op":"{table_op.debezium_op}","ts_ms":{context.commit_ms},'
+                f'"source":{{"version":"{__version__}","connector":"wal2http",'
+                f'"name":{_text(self.source.slot)},"ts_ms":{context.commit_ms},'
+                f'"db":{_text(self.source.database)},{table_op.debezium_place},'
+                f'"txId":{event.xid},"lsn":"{context.lsn}","sequence":{event.seq}}}}}'
+            ).encode()
+        toast = _text(list(change.unchanged_toast)) if change.unchanged_toast else "[]"
+        body = (
+            f'{{"event_id":"{event.event_id}",{table_op.json_head},"new":{new},"old":{old},'
+            f'"key":{change.key or "null"},"unchanged_toast":{toast}'
+            f"{context.json_middle}{event.seq}{context.json_tail}"
+        )
+        if self.event_format == "json":
+            return body.encode()
+        return (
+            f'{{"specversion":"1.0","id":"{event.event_id}",'
+            f'"source":{_text(f"/wal2http/{self.source.database}/{self.source.slot}")},'
+            f'{table_op.cloudevents_head},"time":"{context.commit_time}",'
+            f'"datacontenttype":"application/json","data":{body}}}'
+        ).encode()
+
+    # -- dictionaries (truncate, message) -------------------------------------------------------
     def _json_event(self, event: Event, change: Change, tx_size: int) -> dict:
         body = {
             "event_id": event.event_id,
@@ -209,12 +329,10 @@ class EventProcessor:
             envelope["message"] = _message_fields(change.extra or {})
         return envelope
 
-    def _tx_fields(self, tx: Transaction) -> tuple[str, str]:
-        cached = self._tx_cache
-        if cached[0] != tx.commit_lsn:
-            cached = (tx.commit_lsn, format_lsn(tx.commit_lsn), rfc3339(tx.commit_time))
-            self._tx_cache = cached
-        return cached[1], cached[2]
+
+def _text(value: object) -> str:
+    """JSON text of a small value."""
+    return _dumps(value).decode()
 
 
 def _row(raw: str | bytes | None) -> orjson.Fragment:
