@@ -29,5 +29,14 @@ lint: $(STAMP_TEST)
 test: lint
 	$(BIN)/pytest
 
+bench: $(STAMP_TEST)
+	$(BIN)/python bench/bench.py
+
+soak: $(STAMP_TEST)
+	$(BIN)/python bench/soak.py
+
+screenshots: $(STAMP_TEST)
+	$(BIN)/python -m wal2http_tui.tui.screenshots screenshots
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,610 @@
+"""``make bench``: wal2http-tui against PostgreSQL's own ceiling, on the same WAL.
+
+Everything runs on a throwaway PostgreSQL on this machine. For each workload (1,000,000
+single-row inserts in transactions of 100 rows; one 1,000,000-row transaction) and each run,
+one slot per measurement is created before the workload is written, so every measurement
+decodes exactly the same WAL:
+
+- ceiling: ``pg_recvlogical`` receiving pgoutput into /dev/null;
+- engine, no sinks: receive + decode + to_jsonb values (a child process: time and peak RSS);
+- end to end: ``wal2http-tui run --headless`` delivering to bench/receiver.py (an asyncio
+  receiver in its own process that only counts and acknowledges), until the receiver has every
+  event and PostgreSQL has the confirmation; with batch_max_events 500, and with two HTTP sinks.
+
+Then, on smaller workloads: per-event HTTP (batch_max_events 1), two HTTP sinks plus the Hook0
+fake, latency from commit to arrival at a steady 1,000 transactions/s (pgbench -R), and the
+engine with the terminal UI open (``run_test()``) against the same engine headless.
+
+Ratios are computed within one run; every figure is the median over the runs. Prints a table
+and writes bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from wal2http_tui import devdb
+from wal2http_tui.server import protocol_options
+
+HERE = Path(__file__).resolve().parent
+UI_AVAILABLE = (HERE / "ui_bench.py").exists()
+ROOT = HERE.parent
+TABLE = (
+    "CREATE TABLE bench (id bigint PRIMARY KEY, name text, amount numeric(12,2), "
+    "created timestamptz)"
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def lsn(text: str) -> int:
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def write_rows(dsn: str, first: int, count: int, per_tx: int) -> str:
+    """Insert ``count`` rows in transactions of ``per_tx``; returns the WAL position after."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            f"""DO $$ BEGIN FOR i IN 0..{(count + per_tx - 1) // per_tx - 1} LOOP
+                INSERT INTO bench SELECT g, 'name ' || g, g * 1.25, now()
+                FROM generate_series({first} + i * {per_tx},
+                    least({first} + (i + 1) * {per_tx} - 1, {first + count - 1})) g;
+                COMMIT; END LOOP; END $$"""
+        )
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def create_slots(dsn: str, names: list[str]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name in names:
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
+
+
+def drop_slots(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE active_pid IS NULL"
+        )
+
+
+def confirmed(dsn: str, slot: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+            (slot,),
+        ).fetchone()
+    return lsn(row[0]) if row and row[0] else 0
+
+
+def peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Receiver:
+    """bench/receiver.py in its own process."""
+
+    def __init__(self, *extra: str) -> None:
+        folder = tempfile.mkdtemp(prefix="wal2http-bench-")
+        port_file = Path(folder) / "port"
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "receiver.py"), "--port-file", str(port_file), *extra]
+        )
+        deadline = time.monotonic() + 20
+        while not (port_file.exists() and port_file.read_text()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("bench receiver did not start")
+            time.sleep(0.02)
+        self.port = int(port_file.read_text())
+        self.url = f"http://127.0.0.1:{self.port}/events"
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats") as answer:
+            return json.loads(answer.read())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def http_sink(name: str, url: str, batch: int) -> str:
+    return (
+        f'[[event_sinks.http]]\nname = "{name}"\nenabled = true\nurl = "{url}"\n'
+        f"batch_max_events = {batch}\n"
+    )
+
+
+class Headless:
+    """``wal2http-tui run --headless`` on one slot, in its own process."""
+
+    def __init__(self, dsn: str, slot: str, sinks: str) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="wal2http-bench-"))
+        config = folder / "wal2http.toml"
+        config.write_text(
+            f'connection_string = "{dsn}"\nslot_name = "{slot}"\npublication_name = "bench_pub"\n'
+            f"feedback_interval_secs = 0.2\nqueue_max_events = 20000\n{sinks}"
+        )
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wal2http_tui", "run", "--headless", "--config", str(config)],
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait(self, condition: Callable[[], bool]) -> float:
+        """Seconds from start until ``condition()``."""
+        while not condition():
+            if self.process.poll() is not None:
+                raise RuntimeError("wal2http-tui exited during the benchmark")
+            time.sleep(0.02)
+        return time.monotonic() - self.started
+
+    def stop(self) -> float:
+        """Stop it; returns its peak RSS in MB."""
+        rss = peak_rss_kb(self.process.pid) / 1024
+        self.process.terminate()
+        self.process.wait(30)
+        return rss
+
+
+def run_headless(dsn: str, slot: str, sinks: str, delivered: Callable[[], bool], end: int) -> dict:
+    """Time until every event is delivered and PostgreSQL has the confirmation of ``end``."""
+    engine = Headless(dsn, slot, sinks)
+    try:
+        delivered_s = engine.wait(delivered)
+        confirmed_s = engine.wait(lambda: confirmed(dsn, slot) >= end)
+    finally:
+        rss = engine.stop()
+    return {"delivered_s": delivered_s, "confirmed_s": confirmed_s, "peak_rss_mb": rss}
+
+
+def ceiling(cluster: devdb.ThrowawayCluster, dsn: str, slot: str, end: str, version: int) -> float:
+    choice = protocol_options(version, "bench_pub")
+    options = [arg for k, v in choice.options.items() for arg in ("-o", f"{k}={v}")]
+    started = time.monotonic()
+    subprocess.run(
+        [
+            cluster.bin("pg_recvlogical"),
+            "-d",
+            dsn,
+            "--slot",
+            slot,
+            "--start",
+            "--endpos",
+            end,
+            "-f",
+            "/dev/null",
+            "--no-loop",
+            *options,
+        ],
+        check=True,
+    )
+    return time.monotonic() - started
+
+
+def engine_only(dsn: str, slot: str, rows: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__)), "_engine", dsn, slot, str(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+# -- the engine without sinks, in a child process ---------------------------------------------
+def _engine_child(dsn: str, slot: str, rows: int) -> None:
+    """Receive, decode, convert (to_jsonb rule) and assemble ``rows`` changes; no delivery."""
+    import shutil
+
+    from wal2http_tui.assembler import TransactionAssembler
+    from wal2http_tui.decoder import PgOutputDecoder
+    from wal2http_tui.transport import (
+        PAYLOAD_OFFSET,
+        XLOGDATA_HEADER,
+        ReplicationConnection,
+        replication_conninfo,
+    )
+    from wal2http_tui.values import TypeCatalog, ValueConverter, session_options
+
+    spool = Path(tempfile.mkdtemp(prefix="wal2http-bench-spool-"))
+    count = 0
+
+    def take(tx) -> None:
+        nonlocal count
+        for _change in tx.changes:
+            count += 1
+        tx.changes.discard()
+
+    connection = ReplicationConnection(
+        replication_conninfo(dsn, options=session_options(), application_name="bench")
+    )
+    connection.connect()
+    choice = protocol_options(connection.server_version, "bench_pub")
+    relations: dict = {}
+    decoder = PgOutputDecoder(relations, {}, parallel_streaming=choice.parallel_streaming)
+    catalog = TypeCatalog(lambda: psycopg.connect(dsn, options=session_options()))
+    assembler = TransactionAssembler(relations, ValueConverter(catalog), spool, take)
+    started = time.monotonic()
+    connection.start(slot, 0, choice.options)
+    while count < rows:
+        data = connection.read(0.5)
+        if data is not None and data[0] == 0x77:
+            XLOGDATA_HEADER.unpack_from(data, 1)
+            assembler.feed(decoder.decode(data, PAYLOAD_OFFSET))
+    elapsed = time.monotonic() - started
+    connection.close()
+    shutil.rmtree(spool, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak}))
+
+
+# -- the measurements --------------------------------------------------------------------------
+def bulk_run(cluster, dsn: str, version: int, rows: int, per_tx: int, run: int, first: int) -> dict:
+    slots = [f"ceil_{run}", f"engine_{run}", f"e2e_{run}", f"multi_{run}"]
+    drop_slots(dsn)
+    create_slots(dsn, slots)
+    end_text = write_rows(dsn, first, rows, per_tx)
+    end = lsn(end_text)  # confirmed once delivered: an idle slot is advanced to the WAL end
+    result: dict = {"ceiling_s": ceiling(cluster, dsn, slots[0], end_text, version)}
+    engine = engine_only(dsn, slots[1], rows)
+    result["engine_s"], result["engine_rss_mb"] = engine["seconds"], engine["peak_rss_mb"]
+    receiver = Receiver()
+    try:
+        e2e = run_headless(
+            dsn,
+            slots[2],
+            http_sink("bench", receiver.url, 500),
+            lambda: receiver.stats()["events"] >= rows,
+            end,
+        )
+    finally:
+        receiver.stop()
+    result.update({f"e2e_{k}": v for k, v in e2e.items()})
+    first_receiver, second_receiver = Receiver(), Receiver()
+    try:
+        multi = run_headless(
+            dsn,
+            slots[3],
+            http_sink("one", first_receiver.url, 500) + http_sink("two", second_receiver.url, 500),
+            lambda: min(r.stats()["events"] for r in (first_receiver, second_receiver)) >= rows,
+            end,
+        )
+    finally:
+        first_receiver.stop()
+        second_receiver.stop()
+    result.update({f"multi_{k}": v for k, v in multi.items()})
+    return result
+
+
+def per_event_run(dsn: str, rows: int, run: int, first: int) -> float:
+    slot = f"per_event_{run}"
+    drop_slots(dsn)
+    create_slots(dsn, [slot])
+    end = lsn(write_rows(dsn, first, rows, 100))
+    receiver = Receiver()
+    try:
+        result = run_headless(
+            dsn,
+            slot,
+            http_sink("bench", receiver.url, 1),
+            lambda: receiver.stats()["events"] >= rows,
+            end,
+        )
+    finally:
+        receiver.stop()
+    return rows / result["delivered_s"]
+
+
+def hook0_run(dsn: str, rows: int, run: int, first: int) -> float:
+    slot = f"hook0_{run}"
+    drop_slots(dsn)
+    create_slots(dsn, [slot])
+    end = lsn(write_rows(dsn, first, rows, 100))
+    application, token = "0b9c5a1e-5c62-4b8e-9a4f-3c7e2d1f0a11", "bench-token"
+    folder = Path(tempfile.mkdtemp(prefix="wal2http-bench-"))
+    port_file = folder / "port"
+    fake = subprocess.Popen(
+        [sys.executable, "-c", HOOK0_FAKE_SCRIPT, str(port_file), application, token]
+    )
+    first_receiver, second_receiver = Receiver(), Receiver()
+    try:
+        while not (port_file.exists() and port_file.read_text()):
+            time.sleep(0.02)
+        api_url = f"http://127.0.0.1:{int(port_file.read_text())}/api/v1"
+        sinks = (
+            http_sink("one", first_receiver.url, 500)
+            + http_sink("two", second_receiver.url, 500)
+            + "[[event_sinks.hook0]]\nenabled = true\n"
+            f'api_url = "{api_url}"\napi_key = "{token}"\napplication_id = "{application}"\n'
+        )
+        result = run_headless(dsn, slot, sinks, lambda: confirmed(dsn, slot) >= end, end)
+    finally:
+        for process in (first_receiver, second_receiver):
+            process.stop()
+        fake.terminate()
+        fake.wait(10)
+    return rows / result["confirmed_s"]
+
+
+HOOK0_FAKE_SCRIPT = """
+import sys, threading
+from wal2http_tui.receivers.hook0_fake import Hook0Fake
+port_file, application, token = sys.argv[1:4]
+fake = Hook0Fake({application: [token]}).start()
+open(port_file, "w").write(str(fake.port))
+threading.Event().wait()
+"""
+
+
+def latency_run(cluster, dsn: str, run: int, seconds: int = 10) -> dict:
+    """Commit-to-arrival latency at a steady 1,000 transactions/s (pgbench -R 1000)."""
+    slot = f"latency_{run}"
+    drop_slots(dsn)
+    create_slots(dsn, [slot])
+    receiver = Receiver("--latency-log")
+    script = Path(tempfile.mkdtemp(prefix="wal2http-bench-")) / "insert.sql"
+    script.write_text("INSERT INTO latency (note) VALUES ('tick');\n")
+    params = dict(part.split("=", 1) for part in dsn.split())
+    engine = Headless(dsn, slot, http_sink("bench", receiver.url, 50))
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:  # warm up: one event end to end
+            conn.execute("INSERT INTO latency (note) VALUES ('warm-up')")
+        engine.wait(lambda: receiver.stats()["events"] >= 1)
+        subprocess.run(
+            [
+                cluster.bin("pgbench"),
+                "-n",
+                "-h",
+                params["host"],
+                "-p",
+                params["port"],
+                "-U",
+                params["user"],
+                "-R",
+                "1000",
+                "-T",
+                str(seconds),
+                "-c",
+                "2",
+                "-j",
+                "2",
+                "-f",
+                str(script),
+                params["dbname"],
+            ],
+            check=True,
+            capture_output=True,
+            # the throwaway cluster commits asynchronously (WAL flushed every 200 ms); a
+            # latency measurement needs commits flushed (and so decodable) when they return
+            env={**os.environ, "PGOPTIONS": "-c synchronous_commit=on"},
+        )
+        written = _count(dsn, "latency")
+        engine.wait(lambda: receiver.stats()["events"] >= written)
+        latencies = sorted(receiver.stats()["latencies"][1:])  # without the warm-up event
+    finally:
+        engine.stop()
+        receiver.stop()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE latency")
+    ms = [value * 1000 for value in latencies]
+    return {
+        "p50_ms": ms[len(ms) // 2],
+        "p99_ms": ms[max(0, int(len(ms) * 0.99) - 1)],
+        "max_ms": ms[-1],
+        "transactions_per_s": len(ms) / seconds,
+    }
+
+
+def _count(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def ui_run(dsn: str, rows: int, run: int, first: int) -> dict:
+    """The same engine, in the same kind of process, headless and with the UI open."""
+    rates = {}
+    for mode in ("headless", "ui"):
+        slot = f"ui_{mode}_{run}"
+        drop_slots(dsn)
+        create_slots(dsn, [slot])
+        write_rows(dsn, first, rows, 100)
+        first += rows
+        receiver = Receiver()
+        try:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    str(HERE / "ui_bench.py"),
+                    mode,
+                    dsn,
+                    slot,
+                    receiver.url,
+                    str(rows),
+                    str(receiver.port),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        finally:
+            receiver.stop()
+        rates[mode] = json.loads(out.stdout)["rows_per_s"]
+    return {
+        "headless_rows_s": rates["headless"],
+        "ui_rows_s": rates["ui"],
+        "ratio": rates["ui"] / rates["headless"],
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_engine":
+        _engine_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description="wal2http-tui benchmarks (see the docstring)")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small-rows", type=int, default=20_000, help="per-event and Hook0")
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args()
+
+    server = devdb.find_server()
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgresql": server.version,
+            "platform": platform.platform(),
+        },
+        "rows": args.rows,
+        "runs": args.runs,
+    }
+    with devdb.ThrowawayCluster(server) as cluster:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        dsn = cluster.dsn("bench")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(TABLE)
+            conn.execute("CREATE TABLE latency (id bigserial PRIMARY KEY, note text)")
+            conn.execute("CREATE PUBLICATION bench_pub FOR TABLE bench, latency")
+            version = conn.info.server_version
+        first = 1
+        for name, per_tx in (("tx100", 100), ("tx1m", args.rows)):
+            runs = []
+            for run in range(args.runs):
+                print(f"[{name}] run {run + 1}/{args.runs}", flush=True)
+                runs.append(bulk_run(cluster, dsn, version, args.rows, per_tx, run, first))
+                first += args.rows
+            results[name] = summarise(runs, args.rows)
+        print("[small] per-event, Hook0, latency, UI", flush=True)
+        per_event, hook0, latency, ui = [], [], [], []
+        for run in range(args.runs):
+            per_event.append(per_event_run(dsn, args.small_rows, run, first))
+            first += args.small_rows
+            hook0.append(hook0_run(dsn, args.small_rows, run, first))
+            first += args.small_rows
+            latency.append(latency_run(cluster, dsn, run))
+            if UI_AVAILABLE:
+                ui.append(ui_run(dsn, args.small_rows * 5, run, first))
+                first += args.small_rows * 10
+        results["per_event_rows_s"] = median(per_event)
+        results["hook0_multi_rows_s"] = median(hook0)
+        results["latency"] = {k: median([r[k] for r in latency]) for k in latency[0]}
+        results["ui"] = {k: median([r[k] for r in ui]) for k in ui[0]} if ui else None
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def summarise(runs: list[dict], rows: int) -> dict:
+    def ratio(key: str) -> float:
+        return median([run["ceiling_s"] / run[key] for run in runs])
+
+    return {
+        "ceiling_rows_s": median([rows / run["ceiling_s"] for run in runs]),
+        "engine_rows_s": median([rows / run["engine_s"] for run in runs]),
+        "engine_ratio": ratio("engine_s"),
+        "engine_peak_rss_mb": median([run["engine_rss_mb"] for run in runs]),
+        "e2e_rows_s": median([rows / run["e2e_confirmed_s"] for run in runs]),
+        "e2e_ratio": ratio("e2e_confirmed_s"),
+        "e2e_peak_rss_mb": median([run["e2e_peak_rss_mb"] for run in runs]),
+        "multi_rows_s": median([rows / run["multi_confirmed_s"] for run in runs]),
+        "multi_ratio": ratio("multi_confirmed_s"),
+        "runs": runs,
+    }
+
+
+def print_table(results: dict) -> None:
+    rows = [
+        ("", "100-row transactions", "one big transaction", "target"),
+        (
+            "pg_recvlogical (ceiling), rows/s",
+            *[f"{results[w]['ceiling_rows_s']:,.0f}" for w in ("tx100", "tx1m")],
+            "",
+        ),
+        (
+            "engine, no sinks, rows/s",
+            *[f"{results[w]['engine_rows_s']:,.0f}" for w in ("tx100", "tx1m")],
+            "",
+        ),
+        (
+            "  ratio to ceiling",
+            *[f"{results[w]['engine_ratio']:.2f}" for w in ("tx100", "tx1m")],
+            ">= 0.90",
+        ),
+        (
+            "  peak RSS, MB",
+            *[f"{results[w]['engine_peak_rss_mb']:.0f}" for w in ("tx100", "tx1m")],
+            "< 200",
+        ),
+        (
+            "HTTP batch 500, confirmed, rows/s",
+            *[f"{results[w]['e2e_rows_s']:,.0f}" for w in ("tx100", "tx1m")],
+            "",
+        ),
+        (
+            "  ratio to ceiling",
+            *[f"{results[w]['e2e_ratio']:.2f}" for w in ("tx100", "tx1m")],
+            ">= 0.80",
+        ),
+        (
+            "  peak RSS, MB",
+            *[f"{results[w]['e2e_peak_rss_mb']:.0f}" for w in ("tx100", "tx1m")],
+            "< 200",
+        ),
+        (
+            "two HTTP sinks, rows/s",
+            *[f"{results[w]['multi_rows_s']:,.0f}" for w in ("tx100", "tx1m")],
+            "",
+        ),
+        (
+            "  ratio to ceiling",
+            *[f"{results[w]['multi_ratio']:.2f}" for w in ("tx100", "tx1m")],
+            "",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    for row in rows:
+        print(f"{row[0]:<{width}}{row[1]:>22}{row[2]:>22}{row[3]:>10}")
+    print(
+        f"per-event HTTP (batch 1), rows/s: {results['per_event_rows_s']:,.0f} (target >= 20,000)"
+    )
+    print(f"two HTTP sinks + Hook0 fake, rows/s: {results['hook0_multi_rows_s']:,.0f}")
+    lat = results["latency"]
+    print(
+        f"latency at 1,000 tx/s: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
+        f"(target < 50), max {lat['max_ms']:.1f} ms"
+    )
+    ui = results["ui"]
+    if ui is None:
+        print("UI open: not measured (the terminal UI is not installed)")
+        return
+    print(
+        f"UI open: {ui['ui_rows_s']:,.0f} rows/s vs headless {ui['headless_rows_s']:,.0f}: "
+        f"ratio {ui['ratio']:.2f} (target >= 0.90)"
+    )
+    print(f"machine: {results['machine']}")
+
+
+if __name__ == "__main__":
+    main()
