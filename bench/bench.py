@@ -125,10 +125,10 @@ class Receiver:
         self.process.wait(10)
 
 
-def http_sink(name: str, url: str, batch: int) -> str:
+def http_sink(name: str, url: str, batch: int, extra: str = "") -> str:
     return (
         f'[[event_sinks.http]]\nname = "{name}"\nenabled = true\nurl = "{url}"\n'
-        f"batch_max_events = {batch}\n"
+        f"batch_max_events = {batch}\n{extra}"
     )
 
 
