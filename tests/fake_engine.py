@@ -1,4 +1,5 @@
-"""A deterministic stand-in for ``wal2http_tui.engine.Engine``, for the terminal UI's tests.
+"""A deterministic stand-in for ``wal2http_tui.engine.Engine``, and the world the terminal UI's
+tests run it in.
 
 Fixed numbers (three sinks: healthy, retrying, failing; six transactions with mixed marks;
 attempts, a dead letter, slot health, log lines), a clock that only moves when told, and a
@@ -22,6 +23,7 @@ from wal2http_tui.dead_letters import DeadLetter
 from wal2http_tui.engine import Engine, SlotHealth
 from wal2http_tui.event_sinks.event_processor import event_id
 from wal2http_tui.state import StateSnapshot
+from wal2http_tui.tui.app import Wal2HttpApp
 from wal2http_tui.types import parse_lsn
 
 NOW = 1_750_000_000.0  # 2025-06-15 15:06:40Z
@@ -46,23 +48,36 @@ def copy_sample(directory: Path) -> Path:
     return path
 
 
-def sample_world(
-    directory: Path, monkeypatch: pytest.MonkeyPatch, *, now: float = NOW
-) -> tuple[Path, FakeEngine, FrozenClock]:
-    """sample.toml in ``directory``, made the working directory, its ${VAR}s set; a fake engine
-    on its configuration (the dead-letter file shown at a fixed path) and a frozen clock.
+@dataclass
+class World:
+    """A configuration file, a fake engine running it and the clock the UI reads."""
 
-    The returned path is relative, as an operator would give it, so screens show it the same
-    on every run.
+    path: Path
+    engine: FakeEngine
+    clock: FrozenClock
+
+    def app(self, *, read_only: bool = False) -> Wal2HttpApp:
+        return Wal2HttpApp(self.engine, self.path, read_only=read_only, clock=self.clock)
+
+
+def sample_world(directory: Path, monkeypatch: pytest.MonkeyPatch, *, now: float = NOW) -> World:
+    """sample.toml in ``directory``, made the working directory, its ${VAR}s set; a fake engine
+    on its configuration and a frozen clock.
+
+    The path is relative, as an operator would give it, so screens show it the same on every
+    run.
     """
     for name, value in SAMPLE_ENV.items():
         monkeypatch.setenv(name, value)
     copy_sample(directory)
     monkeypatch.chdir(directory)
     path = Path("wal2http.toml")
-    config = load_config(path)
-    shown = replace(config, dead_letter_path=Path("/var/lib/wal2http/dead-letters.sqlite"))
-    return path, FakeEngine(shown), FrozenClock(now)
+    return World(path, FakeEngine(load_config(path)), FrozenClock(now))
+
+
+def toasts(app: Wal2HttpApp) -> list[str]:
+    """The notifications the app has shown."""
+    return [notification.message for notification in app._notifications]
 
 
 class FrozenClock:

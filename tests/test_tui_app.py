@@ -13,7 +13,9 @@ from fake_engine import (
     NOW,
     RETRYING_IDS,
     FakeEngine,
+    World,
     sample_world,
+    toasts,
 )
 from textual.widgets import Input, Log, Static
 
@@ -28,18 +30,14 @@ from wal2http_tui.tui.main_screen import MainScreen
 from wal2http_tui.tui.retries import RetriesPane
 from wal2http_tui.tui.sinks import SinksPane
 from wal2http_tui.tui.transactions import TransactionsPane, TransactionTable
+from wal2http_tui.types import format_lsn
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     return sample_world(tmp_path, monkeypatch)
-
-
-def make_app(world, *, read_only: bool = False) -> Wal2HttpApp:
-    path, engine, clock = world
-    return Wal2HttpApp(engine, path, read_only=read_only, clock=clock)
 
 
 def controls(engine: FakeEngine) -> list[tuple]:
@@ -56,15 +54,11 @@ def shown_xids(app: Wal2HttpApp) -> list[str]:
     return [str(table.get_row_at(row)[0]) for row in range(table.row_count)]
 
 
-def toasts(app: Wal2HttpApp) -> list[str]:
-    return [notification.message for notification in app._notifications]
-
-
 async def test_the_app_starts_the_engine_and_shows_its_transactions_newest_first(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        assert world[1].calls[0] == ("start",)
+        assert world.engine.calls[0] == ("start",)
         assert "streaming" in status_text(app)
         assert shown_xids(app) == ["7306", "7305", "7304", "7303", "7302", "7301"]
         table = app.screen.query_one(TransactionTable)
@@ -73,16 +67,16 @@ async def test_the_app_starts_the_engine_and_shows_its_transactions_newest_first
 
 
 async def test_an_engine_already_started_is_not_started_again(world):
-    engine = world[1]
+    engine = world.engine
     engine.state = "streaming"
-    async with make_app(world).run_test() as pilot:
+    async with world.app().run_test() as pilot:
         await pilot.pause()
     assert ("start",) not in engine.calls
 
 
 async def test_p_pauses_and_resumes_replication(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("p")
         assert controls(engine) == [("pause",)]
@@ -93,15 +87,15 @@ async def test_p_pauses_and_resumes_replication(world):
 
 
 async def test_retry_now_on_a_failing_delivery_reaches_its_sink(world):
-    engine = world[1]
-    async with make_app(world).run_test() as pilot:
+    engine = world.engine
+    async with world.app().run_test() as pilot:
         await pilot.press("3", "down", "r")
         assert controls(engine) == [("retry_now", "hook0")]
 
 
 async def test_skipping_to_the_dead_letters_asks_first(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("3", "x")
         assert isinstance(app.screen, ConfirmScreen)
@@ -112,8 +106,8 @@ async def test_skipping_to_the_dead_letters_asks_first(world):
 
 
 async def test_space_pauses_the_selected_sink_then_resumes_it(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("2", "down", "space")
         await pilot.pause()
@@ -126,8 +120,8 @@ async def test_space_pauses_the_selected_sink_then_resumes_it(world):
 
 
 async def test_read_only_refuses_skips_replays_and_drops(world):
-    engine = world[1]
-    app = make_app(world, read_only=True)
+    engine = world.engine
+    app = world.app(read_only=True)
     async with app.run_test() as pilot:
         await pilot.press("3", "x")
         assert not isinstance(app.screen, ConfirmScreen)
@@ -142,8 +136,8 @@ async def test_read_only_refuses_skips_replays_and_drops(world):
 
 
 async def test_a_dead_letter_is_replayed_from_its_screen(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("d")
         await app.workers.wait_for_complete()
@@ -157,10 +151,25 @@ async def test_a_dead_letter_is_replayed_from_its_screen(world):
         assert f"Dead letter {DEAD_LETTER_ID} delivered to audit and removed" in toasts(app)
 
 
+async def test_enter_on_a_dead_letter_inspects_its_stored_payload(world):
+    app = world.app()
+    async with app.run_test() as pilot:
+        await pilot.press("d")
+        await app.workers.wait_for_complete()
+        await pilot.press("enter")
+        assert isinstance(app.screen, InspectorScreen)
+        letter = world.engine.list_dead_letters()[0]
+        assert ("reason", letter.reason) in app.screen.subject.facts
+        await pilot.press("v")  # raw: exactly the stored bytes
+        assert str(app.screen.query_one("#payload", Static).content).encode() == letter.payload
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeadLettersScreen)
+
+
 async def test_a_replay_that_fails_says_why_and_keeps_the_letter(world):
-    engine = world[1]
+    engine = world.engine
     engine.replay_problem = "HTTP 422 from PUT https://audit.internal.example:8443/events"
-    app = make_app(world)
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("d")
         await app.workers.wait_for_complete()
@@ -172,8 +181,8 @@ async def test_a_replay_that_fails_says_why_and_keeps_the_letter(world):
 
 
 async def test_dropping_a_dead_letter_needs_a_confirmation(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("d")
         await app.workers.wait_for_complete()
@@ -190,7 +199,7 @@ async def test_dropping_a_dead_letter_needs_a_confirmation(world):
 
 
 async def test_the_filter_keeps_transactions_of_a_table_or_an_xid(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("slash", *"order_lines")
         assert shown_xids(app) == ["7305", "7304"]
@@ -204,7 +213,7 @@ async def test_the_filter_keeps_transactions_of_a_table_or_an_xid(world):
 
 
 async def test_the_inspector_shows_the_payload_as_sent_headers_and_each_attempt(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         await pilot.press("down", "down", "enter")
@@ -225,7 +234,7 @@ async def test_the_inspector_shows_the_payload_as_sent_headers_and_each_attempt(
         assert '"total": 129.90' in payload  # the number as PostgreSQL rendered it
         await pilot.press("v")
         raw = str(app.screen.query_one("#payload", Static).content)
-        assert raw.encode() == world[1].attempts()[-1].payload  # byte for byte
+        assert raw.encode() == world.engine.attempts()[-1].payload  # byte for byte
         await pilot.press("up")  # orders-api's attempt, with its masked credentials
         headers = str(app.screen.query_one("#headers", Static).content).splitlines()
         assert "Authorization:     ***" in headers
@@ -237,7 +246,7 @@ async def test_the_inspector_shows_the_payload_as_sent_headers_and_each_attempt(
 
 
 async def test_enter_on_a_retry_inspects_its_events(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("3", "enter")
         assert isinstance(app.screen, InspectorScreen)
@@ -246,21 +255,21 @@ async def test_enter_on_a_retry_inspects_its_events(world):
 
 
 async def test_retries_show_attempts_out_of_the_limit_or_infinity_and_a_countdown(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.pause()
         table = app.screen.query_one(RetriesPane).query_one(KeyedTable)
         assert str(table.get_cell("audit", "attempt")) == "3 of 6"
         assert str(table.get_cell("hook0", "attempt")) == "12 of ∞"
         assert str(table.get_cell("audit", "next")) == "in 4.0s"
-        world[2].advance(3)
+        world.clock.advance(3)
         app.poll()
         assert str(table.get_cell("audit", "next")) == "in 1.0s"
 
 
 async def test_reconnecting_shows_a_countdown_and_the_error(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.pause()
         engine.state = "reconnecting"
@@ -275,8 +284,8 @@ async def test_reconnecting_shows_a_countdown_and_the_error(world):
 
 
 async def test_new_transactions_appear_on_top_and_changed_marks_update_in_place(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.pause()
         await pilot.press("down", "down")  # on 7304
@@ -293,9 +302,33 @@ async def test_new_transactions_appear_on_top_and_changed_marks_update_in_place(
         assert str(table.get_row_at(table.cursor_row)[5]) == "✓"
 
 
+def burst(first_xid: int, count: int) -> list[TxRecord]:
+    marks = {"orders-api": "delivered", "audit": "delivered", "hook0": "delivered"}
+    return [
+        TxRecord(xid, format_lsn(0x4000000 + xid), "", 1, ("public.t",), NOW, dict(marks))
+        for xid in range(first_xid, first_xid + count)
+    ]
+
+
+async def test_a_burst_that_replaces_most_rows_keeps_the_selected_transaction(world):
+    engine = world.engine
+    engine._transactions = burst(100, 30)
+    app = world.app()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "down")  # on 126
+        table = app.screen.query_one(TransactionTable)
+        engine._transactions = [engine._transactions[26], *burst(200, 25)]
+        app.poll()
+        await pilot.pause()
+        assert table.row_count == 26
+        assert shown_xids(app)[0] == "224"
+        assert str(table.get_row_at(table.cursor_row)[0]) == "126"
+
+
 async def test_the_log_pane_appends_only_new_lines(world):
-    engine = world[1]
-    app = make_app(world)
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.pause()
         log = app.screen.query_one(Log)
@@ -307,8 +340,8 @@ async def test_the_log_pane_appends_only_new_lines(world):
 
 
 async def test_events_per_second_come_from_successive_change_counts(world):
-    engine, clock = world[1], world[2]
-    app = make_app(world)
+    engine, clock = world.engine, world.clock
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.pause()
         for added in (300, 500):
@@ -321,7 +354,7 @@ async def test_events_per_second_come_from_successive_change_counts(world):
 
 
 async def test_digits_focus_panes_and_a_small_terminal_shows_only_that_pane(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         sinks = app.screen.query_one(SinksPane)
@@ -333,7 +366,7 @@ async def test_digits_focus_panes_and_a_small_terminal_shows_only_that_pane(worl
 
 
 async def test_help_lists_the_whole_keymap(world):
-    app = make_app(world)
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -352,23 +385,48 @@ async def test_help_lists_the_whole_keymap(world):
         assert isinstance(app.screen, HelpScreen)
 
 
-async def test_the_command_palette_offers_sink_controls_that_reach_the_engine(world):
-    engine = world[1]
-    app = make_app(world)
+async def test_the_command_palette_offers_every_key_action_and_each_sinks_controls(world):
+    engine = world.engine
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.pause()
-        commands = {command.title: command for command in app.get_system_commands(app.screen)}
-        for title in ("Pause replication", "Config editor", "Slot health", "Dead letters",
-                      "Focus Retries", "Filter transactions", "Skip to dead letters: audit",
-                      "Pause sink: hook0"):  # fmt: skip
-            assert title in commands
-        commands["Retry now: hook0"].callback()
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for title in (
+            "Pause or resume replication",
+            "Edit, test, save and apply the configuration",
+            "Slot health: retained WAL, wal_status",
+            "Browse, replay or drop dead letters",
+            "Focus Retries",
+            "Filter transactions by table or xid",
+            "Skip to dead letters: audit",
+            "Pause sink: hook0",
+        ):
+            assert title in titles
+        await pilot.press("colon", *"retry now: hook0")
+        await pilot.pause(0.3)  # the palette searches in the background
+        await pilot.press("enter")
         await pilot.pause()
-        assert controls(engine) == [("retry_now", "hook0")]
+        await pilot.press("colon", *"pause or resume replication")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert controls(engine) == [("retry_now", "hook0"), ("pause",)]
+
+
+async def test_in_the_editor_the_palette_offers_its_actions_and_not_quit(world):
+    app = world.app()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Save the edits to the file (validated)", "Reveal or mask the secrets"} <= titles
+        assert "Enable or disable the sink" in titles
+        assert "Quit: stop the engine (sinks drain), then exit" not in titles
 
 
 async def test_q_stops_the_engine_off_the_ui_thread_then_exits(world):
-    engine = world[1]
+    engine = world.engine
     release = threading.Event()
     stopped_on = []
 
@@ -378,7 +436,7 @@ async def test_q_stops_the_engine_off_the_ui_thread_then_exits(world):
         FakeEngine.stop(engine)
 
     engine.stop = slow_stop
-    app = make_app(world)
+    app = world.app()
     async with app.run_test() as pilot:
         await pilot.press("q")
         await pilot.pause(0.1)

@@ -24,8 +24,7 @@ RETAINED_GIB = {1: 1.10, 4: 1.16, 7: 1.22, 10: 1.30}
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Wal2HttpApp:
-    path, engine, clock = sample_world(tmp_path, monkeypatch, now=NOW - len(RATES))
-    return Wal2HttpApp(engine, path, clock=clock)
+    return sample_world(tmp_path, monkeypatch, now=NOW - len(RATES)).app()
 
 
 def prepared(*keys: str):

@@ -1,0 +1,297 @@
+"""The Textual application: composes the screens, polls the engine, applies operator intents.
+
+``run_app`` is what the CLI calls. The app starts the engine when it is not started yet, reads
+it every ``POLL_SECONDS`` (``monitor.py``) and renders the live screens in one batch. Quitting
+stops the engine off the UI thread, showing that it is stopping, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.dom import DOMNode
+from textual.screen import Screen
+
+from wal2http_tui.activity import SinkState
+from wal2http_tui.config import ConfigError
+from wal2http_tui.config_file import ConfigDocument
+from wal2http_tui.engine import Engine
+from wal2http_tui.state import EngineState
+from wal2http_tui.tui.dead_letters import DeadLettersScreen, DeadLetterTable
+from wal2http_tui.tui.dialogs import ConfirmScreen
+from wal2http_tui.tui.editor import ConfigEditorScreen, SectionList
+from wal2http_tui.tui.help import HelpScreen, KeymapSection
+from wal2http_tui.tui.inspector import InspectorScreen
+from wal2http_tui.tui.main_screen import MainScreen
+from wal2http_tui.tui.marks import marks_legend
+from wal2http_tui.tui.messages import EngineStateChanged, Inspect, SinkCommand
+from wal2http_tui.tui.monitor import Monitor, Readings, ShowsReadings
+from wal2http_tui.tui.retries import RetryTable
+from wal2http_tui.tui.sinks import SinkControls
+from wal2http_tui.tui.slot_health import SlotHealthScreen
+from wal2http_tui.tui.transactions import TransactionsPane, TransactionTable
+
+POLL_SECONDS = 0.25
+
+# What each sink control says once the engine took it.
+SINK_COMMAND_DONE = {
+    "retry_now": "Sink {sink}: retrying now",
+    "skip_to_dead_letters": "Sink {sink}: the waiting delivery goes to the dead letters",
+    "pause_sink": "Sink {sink} paused",
+    "resume_sink": "Sink {sink} resumed",
+}
+TROUBLE_STATES = (EngineState.ERROR, EngineState.RECONNECTING, EngineState.STANDBY)
+# Global keys that would drop the editor's unsaved work, or type into it.
+NOT_IN_EDITOR = ("quit", "toggle_pause", "edit_config", "slot_health", "dead_letters")
+
+
+SCREEN_OF_ACTION: dict[str, type[Screen]] = {
+    "slot_health": SlotHealthScreen,
+    "dead_letters": DeadLettersScreen,
+}
+
+
+class Wal2HttpApp(App[None]):
+    """The operator's view of one engine and its configuration file."""
+
+    TITLE = "wal2http-tui"
+    MODES = {"main": MainScreen}  # as a mode (not the default screen) its CSS_PATH loads
+    DEFAULT_MODE = "main"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Quit: stop the engine (sinks drain), then exit"),
+        Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume replication"),
+        Binding(
+            "e", "edit_config", "Config", tooltip="Edit, test, save and apply the configuration"
+        ),
+        Binding("s", "slot_health", "Slot", tooltip="Slot health: retained WAL, wal_status"),
+        Binding("d", "dead_letters", "Dead letters", tooltip="Browse, replay or drop dead letters"),
+        Binding("question_mark,f1", "help", "Help", tooltip="This keymap"),
+        Binding("colon", "command_palette", "Commands", show=False, tooltip="Command palette"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        config_path: Path,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.config_path = Path(config_path)
+        self.read_only = read_only
+        self.clock = clock
+        self.monitor = Monitor(engine)
+        self.readings: Readings | None = None
+        self.stopping = False
+        self.engine_stopped = False
+
+    def on_mount(self) -> None:
+        if self.engine.snapshot().state == EngineState.STOPPED:
+            self.engine.start()
+        self.call_after_refresh(self.poll)
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    # -- polling -------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Read the engine once and render every live screen in one batch."""
+        if not self.is_running:
+            return  # shutting down: the screens are being removed (timers run on their own)
+        readings = self.monitor.read(self.clock())
+        previous = self.readings.state.state if self.readings is not None else None
+        self.readings = readings
+        if readings.state.state != previous:
+            state = readings.state
+            self.post_message(EngineStateChanged(previous, state.state, state.detail))
+        with self.batch_update():
+            for screen in self.screen_stack:
+                # A screen just pushed renders the latest readings in its own on_mount.
+                if isinstance(screen, ShowsReadings) and screen.is_mounted:
+                    screen.show_readings(readings)
+
+    def on_engine_state_changed(self, message: EngineStateChanged) -> None:
+        if self.stopping or message.previous is None:
+            return
+        if message.current == EngineState.ERROR:
+            error = self.readings.state.last_error if self.readings else ""
+            self.notify(error or message.detail, title="Replication error", severity="error")
+        elif message.current in TROUBLE_STATES:
+            self.notify(message.detail, title=f"Replication {message.current}", severity="warning")
+        elif message.previous in TROUBLE_STATES and message.current == EngineState.STREAMING:
+            self.notify("Replication is streaming again")
+
+    # -- rules ---------------------------------------------------------------------------------
+    def refuse_in_read_only(self, what: str) -> bool:
+        """True (and says so) when the app is read-only: nothing may change."""
+        if self.read_only:
+            self.notify(f"{what} is not allowed in read-only mode", severity="warning")
+        return self.read_only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in NOT_IN_EDITOR and isinstance(self.screen, ConfigEditorScreen):
+            return False
+        if isinstance(self.screen, SCREEN_OF_ACTION.get(action, ())):
+            return False  # already there
+        return not (self.stopping and action in NOT_IN_EDITOR)
+
+    # -- actions -------------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.poll()
+        self.stop_engine()
+
+    @work(group="quit", exclusive=True)
+    async def stop_engine(self) -> None:
+        await asyncio.to_thread(self.engine.stop)
+        self.engine_stopped = True
+        self.exit()
+
+    def action_toggle_pause(self) -> None:
+        if self.engine.paused:
+            self.engine.resume()
+            self.notify("Replication resumed")
+        else:
+            self.engine.pause()
+            self.notify("Replication paused: PostgreSQL keeps the WAL for the slot meanwhile")
+        self.poll()
+
+    def _show(self, screen: Screen) -> None:
+        """Open a screen from the main one (never stacking screens of the same kind)."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.push_screen(screen)
+
+    def action_edit_config(self) -> None:
+        try:
+            document = ConfigDocument.open(self.config_path)
+        except ConfigError as exc:
+            self.notify(str(exc), title="Cannot open the configuration", severity="error")
+            return
+        self._show(ConfigEditorScreen(document, read_only=self.read_only))
+
+    def action_slot_health(self) -> None:
+        self._show(SlotHealthScreen())
+
+    def action_dead_letters(self) -> None:
+        self._show(DeadLettersScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(KEYMAP, help_intro(self.read_only)))
+
+    # -- intents from panes and screens ---------------------------------------------------------
+    def on_inspect(self, message: Inspect) -> None:
+        self.push_screen(InspectorScreen(self.engine, message.subject))
+
+    def on_sink_command(self, message: SinkCommand) -> None:
+        if message.action != "skip_to_dead_letters":
+            self.sink_command(message.action, message.sink)
+            return
+        if self.refuse_in_read_only("Skipping a delivery to the dead letters"):
+            return
+        self.push_screen(
+            ConfirmScreen(
+                f"Skip the waiting delivery of sink {message.sink} to the dead letters?",
+                "The sink stops retrying it and goes on with the next events; the dead letter "
+                "can be replayed later (d).",
+                confirm="Skip",
+            ),
+            lambda yes: self.sink_command(message.action, message.sink) if yes else None,
+        )
+
+    def sink_command(self, action: str, sink: str) -> None:
+        try:
+            getattr(self.engine, action)(sink)
+        except KeyError:
+            self.notify(f"Sink {sink} is not running", severity="error")
+            return
+        self.notify(SINK_COMMAND_DONE[action].format(sink=sink))
+        self.poll()
+
+    # -- command palette -----------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action a key does here, then each sink's controls, then Textual's own."""
+        yield from self._key_commands(self.BINDINGS, self)
+        yield from self._key_commands(screen.BINDINGS, screen)
+        if isinstance(screen, ConfigEditorScreen):
+            yield from self._key_commands(SectionList.BINDINGS, screen)
+        for sink in self.readings.sinks if self.readings else []:
+            pause = "resume_sink" if sink.state == SinkState.PAUSED else "pause_sink"
+            for action, title in (
+                ("retry_now", "Retry now"),
+                ("skip_to_dead_letters", "Skip to dead letters"),
+                (pause, "Resume sink" if pause == "resume_sink" else "Pause sink"),
+            ):
+                yield SystemCommand(
+                    f"{title}: {sink.name}",
+                    f"Sink {sink.name} ({sink.kind}, {sink.state})",
+                    partial(self.post_message, SinkCommand(action, sink.name)),
+                )
+        yield from super().get_system_commands(screen)
+
+    def _key_commands(
+        self, bindings: Iterable[BindingType], namespace: DOMNode
+    ) -> Iterable[SystemCommand]:
+        done: set[str] = set()
+        for binding in Binding.make_bindings(bindings):
+            if binding.action in done or binding.action == "command_palette":
+                continue
+            done.add(binding.action)
+            if namespace is self and not self.check_action(binding.action, ()):
+                continue
+            yield SystemCommand(
+                binding.tooltip or binding.description,
+                f"key {self.get_key_display(binding)}",
+                partial(self.run_action, binding.action, namespace),
+            )
+
+
+KEYMAP: list[KeymapSection] = [
+    ("Everywhere", [*Wal2HttpApp.BINDINGS, Binding("ctrl+p", "command_palette", "Commands")]),
+    ("Main screen", MainScreen.BINDINGS),
+    ("Transactions", TransactionsPane.BINDINGS + TransactionTable.BINDINGS),
+    ("Sinks and Retries", SinkControls.BINDINGS + RetryTable.BINDINGS),
+    ("Inspector", InspectorScreen.BINDINGS),
+    ("Dead letters", DeadLettersScreen.BINDINGS + DeadLetterTable.BINDINGS),
+    ("Slot health", SlotHealthScreen.BINDINGS),
+    ("Config editor", ConfigEditorScreen.BINDINGS + SectionList.BINDINGS),
+    ("Confirmations", ConfirmScreen.BINDINGS),
+]
+
+
+def help_intro(read_only: bool) -> Content:
+    mode = (
+        "Read-only: nothing can be changed (no edits, replays, drops, skips, saves or applies)."
+        if read_only
+        else "Use --read-only on production hosts to look without touching."
+    )
+    return Content.assemble(
+        ("wal2http-tui keys", "bold"),
+        " (escape closes)\n\nTransactions: ",
+        Content.from_rich_text(marks_legend()),
+        f"\n{mode}",
+    )
+
+
+def run_app(
+    engine: Engine, config_path: Path, *, read_only: bool = False, mouse: bool = True
+) -> None:
+    """Run the terminal UI until the operator quits; the engine is stopped on the way out."""
+    app = Wal2HttpApp(engine, config_path, read_only=read_only)
+    try:
+        app.run(mouse=mouse)
+    finally:
+        if not app.engine_stopped:
+            engine.stop()

@@ -1,0 +1,45 @@
+"""Small modal dialogs: confirm an action that cannot be undone or that restarts replication."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Dismissed with True for yes; ``n``, escape or "Cancel" dismiss with False."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str, detail: str = "", *, confirm: str = "Yes") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+        self.confirm = confirm
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-question")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.confirm} [y]", variant="error", id="yes")
+                yield Button("Cancel [n]", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")

@@ -1,0 +1,68 @@
+"""A DataTable updated by row key: only rows and cells that changed are touched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+REBUILD_AFTER_REMOVALS = 8
+Cell = str | Text
+Row = Sequence[Cell]
+
+
+class KeyedTable(DataTable):
+    """``sync(rows)`` makes the table hold exactly ``rows`` (key -> cells), in their order for
+    new keys, adding, updating and removing rows by key instead of rebuilding the table."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self._shown: dict[str, tuple[Cell, ...]] = {}
+
+    def set_columns(self, labels: Sequence[str]) -> None:
+        """(Re)define the columns; the rows are dropped (columns change rarely: sinks set)."""
+        if tuple(str(column.label) for column in self.columns.values()) == tuple(labels):
+            return
+        self.clear(columns=True)
+        self._shown.clear()
+        for label in labels:
+            self.add_column(label, key=label)
+
+    def sync(self, rows: Mapping[str, Row]) -> bool:
+        """Show ``rows``; True when rows were added (the caller may want to re-sort)."""
+        gone = [key for key in self._shown if key not in rows]
+        if len(gone) > REBUILD_AFTER_REMOVALS:
+            # DataTable.remove_row renumbers every row: past a few, building anew is cheaper.
+            self.clear()
+            self._shown.clear()
+            gone = []
+        for key in gone:
+            self.remove_row(key)
+            del self._shown[key]
+        added = False
+        columns = list(self.columns)
+        for key, cells in rows.items():
+            cells = tuple(cells)
+            shown = self._shown.get(key)
+            if shown is None:
+                self.add_row(*cells, key=key)
+                added = True
+            elif shown != cells:
+                for column, old, new in zip(columns, shown, cells, strict=True):
+                    if old != new:
+                        self.update_cell(key, column, new)
+            self._shown[key] = cells
+        return added
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, or None when the table is empty."""
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
+    def select_key(self, key: str | RowKey) -> None:
+        self.move_cursor(row=self.get_row_index(key))

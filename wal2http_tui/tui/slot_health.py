@@ -1,0 +1,171 @@
+"""Slot health: this slot's row of pg_replication_slots, judged for the operator.
+
+A slot holds WAL on the server until the engine confirms it: retained WAL that grows, or a
+``wal_status`` that leaves ``reserved``, is how a stuck consumer fills a production disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Sparkline
+
+from wal2http_tui.engine import SlotHealth
+from wal2http_tui.tui.keyed_table import KeyedTable
+from wal2http_tui.tui.live_static import LiveStatic
+from wal2http_tui.tui.monitor import Readings
+from wal2http_tui.tui.units import UNKNOWN, human_bytes, human_duration
+
+if TYPE_CHECKING:
+    from wal2http_tui.tui.app import Wal2HttpApp
+
+GiB = 1024**3
+RETAINED_WARNING_BYTES = 1 * GiB
+SAFE_WAL_WARNING_BYTES = 1 * GiB
+WAL_STATUS_LEVELS = {
+    "reserved": "ok",
+    "extended": "warning",
+    "unreserved": "error",
+    "lost": "error",
+}
+LEVEL_STYLES = {"ok": "green", "warning": "yellow", "error": "bold red"}
+_LEVEL_ORDER = ("ok", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the slot health table."""
+
+    label: str
+    value: str
+    level: str  # ok | warning | error
+    note: str = ""
+
+
+def assess_slot(slot: SlotHealth, *, rising: bool) -> list[Finding]:
+    if slot.error:
+        return [Finding("slot", slot.slot_name, "error", f"cannot read the slot: {slot.error}")]
+    if not slot.exists:
+        return [Finding("slot", slot.slot_name, "error", "no such slot on the server (yet)")]
+    retained = slot.retained_bytes
+    retained_notes = []
+    retained_level = "ok"
+    if retained is not None and retained >= RETAINED_WARNING_BYTES:
+        retained_level = "warning"
+        retained_notes.append(f"above {human_bytes(RETAINED_WARNING_BYTES)}")
+    if rising:
+        retained_level = "warning"
+        retained_notes.append("rising at every check")
+    wal_status = slot.wal_status or UNKNOWN
+    safe = slot.safe_wal_size
+    if safe is None:
+        safe_level, safe_note = "ok", "no limit (max_slot_wal_keep_size = -1)"
+    elif safe <= 0:
+        safe_level, safe_note = "error", "the server may remove WAL this slot still needs"
+    elif safe < SAFE_WAL_WARNING_BYTES:
+        safe_level, safe_note = "warning", "close to max_slot_wal_keep_size"
+    else:
+        safe_level, safe_note = "ok", ""
+    return [
+        Finding("slot", slot.slot_name, "ok"),
+        Finding(
+            "active pid",
+            str(slot.active_pid) if slot.active_pid else UNKNOWN,
+            "ok" if slot.active_pid else "warning",
+            "" if slot.active_pid else "no walsender is using the slot",
+        ),
+        Finding("restart_lsn", slot.restart_lsn or UNKNOWN, "ok"),
+        Finding("confirmed_flush_lsn", slot.confirmed_flush_lsn or UNKNOWN, "ok"),
+        Finding(
+            "wal_status",
+            wal_status,
+            WAL_STATUS_LEVELS.get(wal_status, "ok"),
+            {
+                "extended": "beyond max_wal_size, still kept",
+                "unreserved": "WAL will be removed at the next checkpoint",
+                "lost": "required WAL was removed: the slot is unusable",
+            }.get(wal_status, ""),
+        ),
+        Finding("safe_wal_size", human_bytes(safe), safe_level, safe_note),
+        Finding("retained WAL", human_bytes(retained), retained_level, ", ".join(retained_notes)),
+    ]
+
+
+def slot_summary(slot: SlotHealth, *, rising: bool) -> tuple[str, str] | None:
+    """The worst finding as ``(level, text)`` for the status bar; None when all is well."""
+    findings = [f for f in assess_slot(slot, rising=rising) if f.level != "ok"]
+    if not findings:
+        return None
+    worst = max(findings, key=lambda f: _LEVEL_ORDER.index(f.level))
+    text = f"{worst.label} {worst.value}"
+    return worst.level, f"{text}: {worst.note}" if worst.note else text
+
+
+def trend_label(history: list[int], *, rising: bool) -> Content:
+    if len(history) < 2:
+        return Content("Retained WAL: the trend shows after a few checks")
+    change = f"{human_bytes(history[0])} → {human_bytes(history[-1])}"
+    return Content.assemble(
+        f"Retained WAL over the last {len(history)} checks: {change}",
+        (", rising" if rising else "", "$warning"),
+    )
+
+
+class SlotHealthScreen(Screen):
+    """Refreshed with every poll; the engine checks the slot every few seconds."""
+
+    app: Wal2HttpApp
+
+    CSS_PATH = "slot_health.tcss"
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def compose(self) -> ComposeResult:
+        yield LiveStatic(id="slot-title")
+        yield KeyedTable(id="slot-table")
+        yield LiveStatic(id="slot-trend-label")
+        yield Sparkline([], id="slot-trend")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(KeyedTable)
+        table.cursor_type = "none"
+        table.zebra_stripes = False
+        table.set_columns(["check", "value", "assessment"])
+        if self.app.readings is not None:
+            self.show_readings(self.app.readings)
+
+    def show_readings(self, readings: Readings) -> None:
+        slot = readings.slot
+        age = human_duration(readings.now - slot.checked_at) if slot.checked_at else "never"
+        self.query_one("#slot-title", LiveStatic).show(
+            Content.assemble(
+                ("Slot health ", "bold"),
+                (slot.slot_name, "bold $accent"),
+                f" · checked {age} ago · from pg_replication_slots every few seconds",
+            )
+        )
+        rows = {}
+        for finding in assess_slot(slot, rising=readings.slot_rising):
+            style = LEVEL_STYLES[finding.level]
+            note = finding.note or ("ok" if finding.level == "ok" else "")
+            rows[finding.label] = (
+                Text(finding.label, style="bold"),
+                Text(finding.value, style=style),
+                Text(note, style=style),
+            )
+        self.query_one(KeyedTable).sync(rows)
+        history = readings.retained_history
+        self.query_one("#slot-trend-label", LiveStatic).show(
+            trend_label(history, rising=readings.slot_rising)
+        )
+        graph = self.query_one("#slot-trend", Sparkline)
+        graph.display = len(history) > 1
+        trend = [float(value) for value in history]
+        if list(graph.data or []) != trend:
+            graph.data = trend

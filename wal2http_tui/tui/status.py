@@ -1,0 +1,132 @@
+"""The status bar: where the changes come from, the engine's state, LSNs, lag, events/s."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Sparkline
+
+from wal2http_tui.state import EngineState
+from wal2http_tui.tui.live_static import LiveStatic
+from wal2http_tui.tui.monitor import Readings
+from wal2http_tui.tui.slot_health import slot_summary
+from wal2http_tui.tui.units import (
+    UNKNOWN,
+    countdown,
+    human_bytes,
+    human_duration,
+    server_version,
+    thousands,
+)
+
+LAG_WARNING_BYTES = 64 * 1024 * 1024
+LEVEL_STYLES = {"ok": "$success", "warning": "$warning", "error": "$error"}
+
+# (glyph, style) per engine state; the words come from the state itself.
+_STATE_LOOK = {
+    EngineState.STREAMING: ("●", "$success"),
+    EngineState.CONNECTING: ("◌", "$accent"),
+    EngineState.STANDBY: ("◐", "$accent"),
+    EngineState.RECONNECTING: ("↻", "$warning"),
+    EngineState.PAUSED: ("‖", "$warning"),
+    EngineState.ERROR: ("✗", "$error"),
+    EngineState.STOPPED: ("■", "$text-muted"),
+}
+
+
+def state_line(readings: Readings, *, stopping: bool) -> Content:
+    """``● streaming``, ``↻ reconnecting in 4s (attempt 3): why``, ``✗ error: why``..."""
+    state = readings.state
+    if stopping:
+        return Content.assemble(
+            ("■ stopping", "bold $warning"),
+            " sinks finish in-flight deliveries, then the final confirmation to PostgreSQL",
+        )
+    glyph, style = _STATE_LOOK.get(state.state, ("?", ""))
+    parts: list[Content | str | tuple[str, str]] = [(f"{glyph} {state.state}", f"bold {style}")]
+    if state.state == EngineState.RECONNECTING:
+        parts.append(f" {countdown(state.next_retry_at, readings.now)}")
+        parts.append(f" (attempt {state.reconnect_attempt})")
+    reason = state.detail
+    if state.state in (EngineState.RECONNECTING, EngineState.ERROR) and state.last_error:
+        reason = state.last_error
+    if reason:
+        parts.append(": " if state.state != EngineState.STREAMING else " ")
+        parts.append((reason, style if state.state == EngineState.ERROR else ""))
+    return Content.assemble(*parts)
+
+
+def source_line(readings: Readings) -> Content:
+    state = readings.state
+    where = f"{state.database or '?'} @ {state.host or '?'}"
+    version = f"PostgreSQL {server_version(state.server_version)}"
+    protocol = f"pgoutput v{state.protocol_version}" if state.protocol_version else "pgoutput"
+    return Content.assemble((where, "bold"), f" · {version} · {protocol}")
+
+
+def slot_line(readings: Readings) -> Content:
+    state = readings.state
+    return Content.assemble(
+        "slot ", (state.slot_name, "bold"), " · publication ", (state.publication_name, "bold")
+    )
+
+
+def slot_alert(readings: Readings) -> Content | None:
+    """The slot's worst finding, when it is not ok: it belongs on the first line."""
+    summary = slot_summary(readings.slot, rising=readings.slot_rising)
+    if summary is None:
+        return None
+    level, text = summary
+    return Content.assemble((f"⚠ slot: {text}", LEVEL_STYLES[level]))
+
+
+def position_line(readings: Readings) -> Content:
+    """Lag first: it is what an operator looks for; then the LSNs, then the total."""
+    state = readings.state
+    lag_style = "bold $warning" if state.lag_bytes >= LAG_WARNING_BYTES else "bold"
+    return Content.assemble(
+        "lag ",
+        (f"{human_bytes(state.lag_bytes)}, {human_duration(state.lag_seconds)}", lag_style),
+        " · received ",
+        (state.received, "bold"),
+        " · confirmed ",
+        (state.flushed, "bold"),
+        f" · {thousands(state.changes)} changes",
+    )
+
+
+def rate_line(readings: Readings) -> Content:
+    rate = readings.events_per_second
+    shown = UNKNOWN if rate is None else f"{rate:,.0f}"
+    return Content.assemble((shown, "bold"), " events/s")
+
+
+class StatusBar(Horizontal):
+    """Four lines on the left, events/s and its sparkline on the right."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="status-text"):
+            yield LiveStatic(id="status-state")
+            yield LiveStatic(id="status-source")
+            yield LiveStatic(id="status-slot")
+            yield LiveStatic(id="status-positions")
+        with Vertical(id="status-rate"):
+            yield LiveStatic(id="status-rate-value")
+            yield Sparkline([], id="status-rate-graph")
+
+    def show_readings(self, readings: Readings, *, stopping: bool, read_only: bool) -> None:
+        state = state_line(readings, stopping=stopping)
+        if read_only:
+            state = Content.assemble(("READ-ONLY", "reverse $warning"), " ", state)
+        alert = slot_alert(readings)
+        if alert is not None:
+            state = Content.assemble(state, "  ", alert)
+        self.query_one("#status-state", LiveStatic).show(state)
+        self.query_one("#status-source", LiveStatic).show(source_line(readings))
+        self.query_one("#status-slot", LiveStatic).show(slot_line(readings))
+        self.query_one("#status-positions", LiveStatic).show(position_line(readings))
+        self.query_one("#status-rate-value", LiveStatic).show(rate_line(readings))
+        graph = self.query_one("#status-rate-graph", Sparkline)
+        if list(graph.data or []) != readings.rate_history:
+            graph.data = readings.rate_history
