@@ -39,7 +39,7 @@ from wal2http_tui.tui.sinks import SinkControls
 from wal2http_tui.tui.slot_health import SlotHealthScreen
 from wal2http_tui.tui.transactions import TransactionsPane, TransactionTable
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.5
 
 # What each sink control says once the engine took it.
 SINK_COMMAND_DONE = {

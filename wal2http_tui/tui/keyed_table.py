@@ -30,10 +30,14 @@ class KeyedTable(DataTable):
         for label in labels:
             self.add_column(label, key=label)
 
-    def sync(self, rows: Mapping[str, Row]) -> bool:
-        """Show ``rows``; True when rows were added (the caller may want to re-sort)."""
+    def sync(self, rows: Mapping[str, Row], *, in_order: bool = False) -> bool:
+        """Show ``rows``; True when rows were added (the caller may want to re-sort).
+
+        ``in_order``: ``rows`` are in display order; when any is new, the table is rebuilt in
+        that order (new rows usually belong at the top, where add_row cannot put them)."""
         gone = [key for key in self._shown if key not in rows]
-        if len(gone) > REBUILD_AFTER_REMOVALS:
+        rebuild = in_order and any(key not in self._shown for key in rows)
+        if rebuild or len(gone) > REBUILD_AFTER_REMOVALS:
             # DataTable.remove_row renumbers every row: past a few, building anew is cheaper.
             self.clear()
             self._shown.clear()
@@ -54,7 +58,7 @@ class KeyedTable(DataTable):
                     if old != new:
                         self.update_cell(key, column, new)
             self._shown[key] = cells
-        return added
+        return added and not rebuild
 
     @property
     def selected_key(self) -> str | None:

@@ -17,10 +17,13 @@ from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.pane import Pane
 from wal2http_tui.tui.subjects import transaction_subject
 from wal2http_tui.tui.units import clock_time, thousands
-from wal2http_tui.types import parse_lsn
 
 LSN_COLUMN = "commit LSN"
 SHOWN_TABLES = 3
+# Rows in the table: the newest (matching) transactions. The engine keeps the last 500 for the
+# filter and the inspector; redrawing hundreds of rows several times a second would cost the
+# engine throughput when transactions arrive by the thousand.
+TABLE_ROWS = 100
 
 
 def transaction_key(tx: TxRecord) -> str:
@@ -105,17 +108,17 @@ class TransactionsPane(Pane):
         sink_names = [sink.name for sink in readings.sinks]
         table.set_columns(["xid", LSN_COLUMN, "commit time", "changes", *sink_names, "tables"])
         term = self.filter_input.value
-        shown = [tx for tx in readings.transactions if matches(tx, term)]
+        newest_first = reversed(readings.transactions)
+        shown = [tx for tx in newest_first if matches(tx, term)][:TABLE_ROWS]
         self._records = {transaction_key(tx): tx for tx in shown}
         following = table.cursor_row == 0
         selected = table.selected_key
         rows = {key: transaction_row(tx, sink_names) for key, tx in self._records.items()}
-        if table.sync(rows):
-            table.sort(LSN_COLUMN, key=parse_lsn, reverse=True)
-            if following or selected not in rows:
-                table.move_cursor(row=0)
-            else:
-                table.select_key(selected)
+        table.sync(rows, in_order=True)
+        if following or selected not in rows:
+            table.move_cursor(row=0)
+        else:
+            table.select_key(selected)
         total = len(readings.transactions)
         count = f"{len(shown)} of {total}" if term else f"{total}"
         if count != self._count:
