@@ -36,6 +36,7 @@ soak: $(STAMP_TEST)
 	$(BIN)/python bench/soak.py
 
 screenshots: $(STAMP_TEST)
+	command -v rsvg-convert >/dev/null || apt-get install -y -q librsvg2-bin || true
 	$(BIN)/python -m wal2http_tui.tui.screenshots screenshots
 
 clean:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 GiB = 1024**3
 RETAINED_WARNING_BYTES = 1 * GiB
+# Retention that rises at every check is normal under load while it is small.
+RISING_WARNING_BYTES = 64 * 1024 * 1024
 SAFE_WAL_WARNING_BYTES = 1 * GiB
 WAL_STATUS_LEVELS = {
     "reserved": "ok",
@@ -59,7 +61,7 @@ def assess_slot(slot: SlotHealth, *, rising: bool) -> list[Finding]:
     if retained is not None and retained >= RETAINED_WARNING_BYTES:
         retained_level = "warning"
         retained_notes.append(f"above {human_bytes(RETAINED_WARNING_BYTES)}")
-    if rising:
+    if rising and retained is not None and retained >= RISING_WARNING_BYTES:
         retained_level = "warning"
         retained_notes.append("rising at every check")
     wal_status = slot.wal_status or UNKNOWN
