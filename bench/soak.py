@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import Headless, Receiver, confirmed, http_sink
+from bench import Headless, Receiver, confirmed, http_sink, pgbench
 from wal2http_tui import devdb
 
 WARM_UP = 120.0
@@ -64,37 +63,12 @@ def main() -> int:
         engine = Headless(dsn, "soak", sinks)
         script = Path(tempfile.mkdtemp(prefix="wal2http-soak-")) / "insert.sql"
         script.write_text("INSERT INTO soak (note) VALUES ('soak');\n")
-        params = dict(part.split("=", 1) for part in dsn.split())
         engine.wait(lambda: confirmed(dsn, "soak") > 0)
-        pgbench = subprocess.Popen(
-            [
-                cluster.bin("pgbench"),
-                "-n",
-                "-h",
-                params["host"],
-                "-p",
-                params["port"],
-                "-U",
-                params["user"],
-                "-R",
-                str(args.rate),
-                "-T",
-                str(seconds),
-                "-c",
-                "2",
-                "-j",
-                "2",
-                "-f",
-                str(script),
-                params["dbname"],
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        workload = pgbench(cluster, dsn, script, rate=args.rate, seconds=seconds)
         pid = engine.process.pid
         started = time.monotonic()
         samples: list[tuple[float, float, int, int]] = []
-        while pgbench.poll() is None:
+        while workload.poll() is None:
             elapsed = time.monotonic() - started
             samples.append((elapsed, rss_mb(pid), fd_count(pid), confirmed(dsn, "soak")))
             line = samples[-1]

@@ -1,9 +1,10 @@
 """One side of the UI benchmark: the same Engine headless, or with the terminal UI open.
 
-``python bench/ui_bench.py headless|ui DSN SLOT URL ROWS PORT`` delivers ROWS rows (already in
-the slot) to the bench receiver at URL and prints ``{"rows_per_s": ...}``. With ``ui`` the
-Textual app runs headlessly under ``run_test()`` (120x36), polling and rendering as it would
-on a terminal, while the engine delivers.
+``python bench/ui_bench.py headless|ui|keys DSN SLOT URL ROWS PORT`` delivers ROWS rows
+(already in the slot) to the bench receiver at URL and prints ``{"rows_per_s": ...}``. With
+``ui`` the Textual app runs headlessly under ``run_test()`` (120x36), polling and rendering as
+it would on a terminal, while the engine delivers; ``keys`` also presses a pane key four times a
+second and reports how long each took to be handled.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
         f'url = "{url}"\nbatch_max_events = 500\n'
     )
     engine = Engine(load_config(path))
+    result: dict[str, float] = {}
     started = time.monotonic()
     if mode == "headless":
         engine.start()
@@ -43,20 +45,38 @@ def main() -> None:
         elapsed = time.monotonic() - started
         engine.stop()
     else:
+        from textual import events
+
         from wal2http_tui.tui.app import Wal2HttpApp
+
+        keypress_ms: list[float] = []
 
         async def with_ui() -> float:
             app = Wal2HttpApp(engine, path)
             async with app.run_test(size=(120, 36)) as pilot:
+                screen = app.screen
+                pane = 2
                 while await asyncio.to_thread(delivered, port_number) < rows_wanted:
-                    await pilot.pause(0.1)
+                    if mode == "keys":
+                        # A key as the terminal driver delivers it, timed until its handler has
+                        # run (Pilot.press would also wait for the whole process to go idle).
+                        pressed = time.monotonic()
+                        app._driver.send_message(events.Key(str(pane), str(pane)))
+                        while screen.active_pane != pane:
+                            await asyncio.sleep(0.001)
+                        keypress_ms.append((time.monotonic() - pressed) * 1000)
+                        pane = 3 - pane
+                    await pilot.pause(0.25 if mode == "keys" else 0.1)
                 took = time.monotonic() - started
                 await pilot.press("q")
             return took
 
         elapsed = asyncio.run(with_ui())
         engine.stop()
-    print(json.dumps({"rows_per_s": rows_wanted / elapsed}))
+        result["keypress_max_ms"] = max(keypress_ms, default=0.0)
+        result["keypress_p50_ms"] = sorted(keypress_ms)[len(keypress_ms) // 2] if keypress_ms else 0
+    result["rows_per_s"] = rows_wanted / elapsed
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

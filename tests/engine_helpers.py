@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from wal2http_tui.config import load_config_text
+from wal2http_tui.event_sinks.event_processor import Event
 from wal2http_tui.server import ReplicationServer
 
 
@@ -83,3 +85,18 @@ class running:
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop()
+
+
+def sample_event(payload: bytes = b'{"new": {"id": 1}}') -> Event:
+    """An insert event with a fresh id, for sending straight to a sink."""
+    return Event(
+        event_id=str(uuid.uuid4()),
+        event_type="public.t.insert",
+        op="insert",
+        schema="public",
+        table="t",
+        lsn="0/1",
+        commit_time="2024-01-01T00:00:00.000000Z",
+        seq=0,
+        payload=payload,
+    )

@@ -6,12 +6,18 @@ import json
 import uuid
 
 import pytest
-from engine_helpers import http_sink, make_server, running, slot_confirmed_lsn, wait_until
+from engine_helpers import (
+    http_sink,
+    make_server,
+    running,
+    sample_event,
+    slot_confirmed_lsn,
+    wait_until,
+)
 
 from wal2http_tui.config import load_config_text
 from wal2http_tui.dead_letter_commands import Replayer, replay_all
 from wal2http_tui.dead_letters import DeadLetterStore
-from wal2http_tui.event_sinks.event_processor import Event
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.receivers.hook0_fake import Hook0Fake
 from wal2http_tui.receivers.http_receiver import Fault, WebhookReceiver
@@ -158,17 +164,7 @@ def test_dead_letters_then_replay_delivers_them(pg, tmp_path):
 def test_hook0_resend_of_an_ingested_event_counts_as_delivered(tmp_path, hook0):
     text = _config(FakeDb, hook0_sink(hook0.api_url))
     sink = build_sink(load_config_text(text, tmp_path / "wal2http.toml").event_sinks[0])
-    event = Event(
-        event_id=str(uuid.uuid4()),
-        event_type="public.t.insert",
-        op="insert",
-        schema="public",
-        table="t",
-        lsn="0/1",
-        commit_time="2024-01-01T00:00:00.000000Z",
-        seq=0,
-        payload=b'{"new": {"id": 1}}',
-    )
+    event = sample_event()
     first = sink.on_event(event)
     again = sink.on_event(event)  # a resend after a crash: Hook0 already has it
     sink.close()

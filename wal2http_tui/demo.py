@@ -157,6 +157,14 @@ class DemoSetup:
     config_path: Path
     workload: Workload
 
+    def close(self, engine: Engine) -> None:
+        """Stop the workload, the engine, the receivers and PostgreSQL (in that order)."""
+        self.workload.stop()
+        engine.stop()
+        self.good.stop()
+        self.flaky.stop()
+        self.cluster.stop()
+
 
 def prepare(directory: Path, rate: float) -> DemoSetup:
     """Start PostgreSQL and the receivers, create the schema, write the configuration."""
@@ -229,11 +237,7 @@ def run_demo(
         else:
             open_ui(engine, setup.config_path)
     finally:
-        setup.workload.stop()
-        engine.stop()
-        setup.good.stop()
-        setup.flaky.stop()
-        setup.cluster.stop()
+        setup.close(engine)
         shutil.rmtree(directory, ignore_errors=True)
     return 0
 

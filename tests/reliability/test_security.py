@@ -12,13 +12,12 @@ import uuid
 
 import pytest
 import standardwebhooks
-from engine_helpers import slot_confirmed_lsn, wait_until
+from engine_helpers import sample_event, slot_confirmed_lsn, wait_until
 from headless import Headless
 
 from wal2http_tui.config import ConfigError, load_config, load_config_text
 from wal2http_tui.config_file import ConfigDocument
 from wal2http_tui.dead_letters import DeadLetterStore
-from wal2http_tui.event_sinks.event_processor import Event
 from wal2http_tui.event_sinks.http_sink import HttpEventSink, sign, signing_key
 from wal2http_tui.event_sinks.traits import DeliveryError
 from wal2http_tui.receivers.hook0_fake import Hook0Fake
@@ -35,20 +34,6 @@ SECRETS = (PASSWORD, AUTH.split()[1], SIGNING, SIGNING.removeprefix("whsec_"), A
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wal2http_tui", *args], capture_output=True, text=True, timeout=60
-    )
-
-
-def event(payload: bytes = b'{"new": {"id": 1}}') -> Event:
-    return Event(
-        event_id=str(uuid.uuid4()),
-        event_type="public.t.insert",
-        op="insert",
-        schema="public",
-        table="t",
-        lsn="0/1",
-        commit_time="2024-01-01T00:00:00.000000Z",
-        seq=0,
-        payload=payload,
     )
 
 
@@ -91,7 +76,7 @@ def test_secrets_never_reach_logs_outputs_dead_letters_or_errors(pg, tmp_path):
         outputs.append(str(info.value))
         sink = HttpEventSink(loaded.event_sinks[0])
         with pytest.raises(DeliveryError) as failure:
-            sink.on_event(event())
+            sink.on_event(sample_event())
         outputs += [str(failure.value), repr(failure.value.attempt.request_headers)]
         sink.close()
     dead_letter_bytes = (tmp_path / "wal2http-dead-letters.sqlite").read_bytes()
@@ -106,7 +91,7 @@ def test_secrets_never_reach_logs_outputs_dead_letters_or_errors(pg, tmp_path):
 
 def test_dead_letter_file_and_saved_config_are_private(tmp_path):
     store = DeadLetterStore(tmp_path / "dl.sqlite")
-    store.add("s", event(), "because", 1, time.time(), time.time())
+    store.add("s", sample_event(), "because", 1, time.time(), time.time())
     for name in os.listdir(tmp_path):
         assert os.stat(tmp_path / name).st_mode & 0o077 == 0, name
     path = tmp_path / "wal2http.toml"
@@ -159,14 +144,14 @@ def test_tls_is_verified_by_default_and_ca_file_or_verify_tls_false_allow_it(tmp
     with WebhookReceiver(tls=context) as receiver:
         strict = _https_sink(tmp_path, receiver.url)
         with pytest.raises(DeliveryError) as info:
-            strict.on_event(event())
+            strict.on_event(sample_event())
         assert info.value.retryable
         assert str(info.value).startswith(f"TLS certificate verification failed for {receiver.url}")
         assert "set ca_file" in str(info.value) and "verify_tls = false" in str(info.value)
         with_ca = _https_sink(tmp_path, receiver.url, f'ca_file = "{cert}"\n')
-        assert with_ca.on_event(event()).status == 200
+        assert with_ca.on_event(sample_event()).status == 200
         unverified = _https_sink(tmp_path, receiver.url, "verify_tls = false\n")
-        assert unverified.on_event(event()).status == 200
+        assert unverified.on_event(sample_event()).status == 200
         for sink in (strict, with_ca, unverified):
             sink.close()
         assert receiver.accepted == 2
@@ -175,7 +160,7 @@ def test_tls_is_verified_by_default_and_ca_file_or_verify_tls_false_allow_it(tmp
 def test_standard_webhooks_signatures_verify_and_tampering_fails(tmp_path):
     with WebhookReceiver() as receiver:
         sink = _https_sink(tmp_path, receiver.url, f'signing_secret = "{SIGNING}"\n')
-        sent = event()
+        sent = sample_event()
         sink.on_event(sent)
         sink.close()
         request = receiver.requests[0]

@@ -55,11 +55,7 @@ async def take(directory: Path) -> list[Path]:
             await pilot.press("q")
             await pilot.pause(1.0)
     finally:
-        setup.workload.stop()
-        engine.stop()
-        setup.good.stop()
-        setup.flaky.stop()
-        setup.cluster.stop()
+        setup.close(engine)
         shutil.rmtree(folder, ignore_errors=True)
     return saved
 
