@@ -22,8 +22,8 @@ def config_text(dsn: str, sinks: str, **top: object) -> str:
     return "\n".join(lines) + "\n" + sinks
 
 
-def http_sink(url: str, name: str = "http", **keys: object) -> str:
-    body = [f'name = "{name}"', "enabled = true", f'url = "{url}"']
+def http_sink(url: str, name: str = "http", enabled: bool = True, **keys: object) -> str:
+    body = [f'name = "{name}"', f"enabled = {str(enabled).lower()}", f'url = "{url}"']
     for key, value in keys.items():
         if isinstance(value, str):
             body.append(f'{key} = "{value}"')

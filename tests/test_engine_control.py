@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from engine_helpers import http_sink, wait_until
 
 from wal2http_tui.config import load_config_text
@@ -72,6 +73,10 @@ def test_adding_and_removing_sinks_live(pg, tmp_path):
             engine.apply(_config(pg, tmp_path, http_sink(b.url, name="b")))
             pg.execute("INSERT INTO t VALUES (3)")
             b.wait_for_events(2)
+            assert [s.name for s in engine.sinks()] == ["b"]
+            disabled = _config(pg, tmp_path, http_sink(b.url, name="b", enabled=False))
+            with pytest.raises(ValueError, match="keep at least one sink enabled"):
+                engine.apply(disabled)
             assert [s.name for s in engine.sinks()] == ["b"]
         finally:
             engine.stop()

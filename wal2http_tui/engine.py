@@ -23,7 +23,7 @@ from wal2http_tui.config import EventSinkConfig, ReplicationConfig
 from wal2http_tui.dead_letter_commands import Replayer
 from wal2http_tui.dead_letters import DeadLetter, DeadLetterStore
 from wal2http_tui.event_sinks.factory import build_sink
-from wal2http_tui.server import ReplicationServer
+from wal2http_tui.server import NO_SINK_LEFT, ReplicationServer
 from wal2http_tui.state import StateSnapshot
 from wal2http_tui.values import session_options
 
@@ -203,7 +203,11 @@ class Engine:
         return any(getattr(self.config, key) != getattr(new, key) for key in RESTART_KEYS)
 
     def apply(self, new: ReplicationConfig) -> None:
-        """Use ``new``: sinks live; a restart of the worker when ``needs_restart``."""
+        """Use ``new``: sinks live; a restart of the worker when ``needs_restart``.
+
+        ValueError (and nothing changes) when ``new`` enables no sink."""
+        if not new.enabled_sinks:
+            raise ValueError(NO_SINK_LEFT)
         with self._lock:
             if self.needs_restart(new):
                 logging.getLogger("wal2http_tui").info("configuration changed: restarting")

@@ -59,6 +59,12 @@ READ_TIMEOUT = 0.25  # the loop checks its stop event at least this often
 MAX_SILENT_FEEDBACK_SECS = 5.0  # while blocked or paused, still tell the server we are alive
 
 
+NO_SINK_LEFT = (
+    "no sink would be enabled: changes would be read with nowhere to send them and confirmed "
+    "as done; keep at least one sink enabled (or stop wal2http-tui instead)"
+)
+
+
 class FatalReplicationError(Exception):
     """A problem reconnecting will not fix (pre-flight failure other than connecting)."""
 
@@ -195,6 +201,8 @@ class ReplicationServer:
         replaced by a new sink that first delivers everything the old one had not."""
         with self._reconfigure_lock:
             wanted = {c.name: c for c in sink_configs if c.enabled}
+            if not wanted:
+                raise ValueError(NO_SINK_LEFT)
             current = {worker.name: worker for worker in self.dispatcher.workers}
             for name, worker in current.items():
                 if name not in wanted:
