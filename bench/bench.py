@@ -22,10 +22,12 @@ and writes bench/results.json.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,17 @@ from wal2http_tui import devdb
 from wal2http_tui.server import protocol_options
 
 HERE = Path(__file__).resolve().parent
+_WORKDIR: list[Path] = []
+
+
+def scratch(name: str) -> Path:
+    """A fresh folder for one run's files, under one temporary directory removed at exit."""
+    if not _WORKDIR:
+        _WORKDIR.append(Path(tempfile.mkdtemp(prefix="wal2http-bench-")))
+        atexit.register(shutil.rmtree, _WORKDIR[0], True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_WORKDIR[0]))
+
+
 ROOT = HERE.parent
 TABLE = (
     "CREATE TABLE bench (id bigint PRIMARY KEY, name text, amount numeric(12,2), "
@@ -102,8 +115,7 @@ class Receiver:
     """bench/receiver.py in its own process."""
 
     def __init__(self, *extra: str) -> None:
-        folder = tempfile.mkdtemp(prefix="wal2http-bench-")
-        port_file = Path(folder) / "port"
+        port_file = scratch("receiver") / "port"
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "receiver.py"), "--port-file", str(port_file), *extra]
         )
@@ -135,8 +147,7 @@ class Headless:
     """``wal2http-tui run --headless`` on one slot, in its own process."""
 
     def __init__(self, dsn: str, slot: str, sinks: str) -> None:
-        folder = Path(tempfile.mkdtemp(prefix="wal2http-bench-"))
-        config = folder / "wal2http.toml"
+        config = scratch("engine") / "wal2http.toml"
         config.write_text(
             f'connection_string = "{dsn}"\nslot_name = "{slot}"\npublication_name = "bench_pub"\n'
             f"feedback_interval_secs = 0.2\nqueue_max_events = 20000\n{sinks}"
@@ -211,8 +222,6 @@ def engine_only(dsn: str, slot: str, rows: int) -> dict:
 # -- the engine without sinks, in a child process ---------------------------------------------
 def _engine_child(dsn: str, slot: str, rows: int) -> None:
     """Receive, decode, convert (to_jsonb rule) and assemble ``rows`` changes; no delivery."""
-    import shutil
-
     from wal2http_tui.assembler import TransactionAssembler
     from wal2http_tui.decoder import PgOutputDecoder
     from wal2http_tui.transport import (
@@ -223,7 +232,7 @@ def _engine_child(dsn: str, slot: str, rows: int) -> None:
     )
     from wal2http_tui.values import TypeCatalog, ValueConverter, session_options
 
-    spool = Path(tempfile.mkdtemp(prefix="wal2http-bench-spool-"))
+    spool = scratch("spool")
     count = 0
 
     def take(tx) -> None:
@@ -318,8 +327,7 @@ def hook0_run(dsn: str, rows: int, run: int, first: int) -> float:
     create_slots(dsn, [slot])
     end = lsn(write_rows(dsn, first, rows, 100))
     application, token = "0b9c5a1e-5c62-4b8e-9a4f-3c7e2d1f0a11", "bench-token"
-    folder = Path(tempfile.mkdtemp(prefix="wal2http-bench-"))
-    port_file = folder / "port"
+    port_file = scratch("hook0") / "port"
     fake = subprocess.Popen(
         [sys.executable, "-c", HOOK0_FAKE_SCRIPT, str(port_file), application, token]
     )
@@ -359,7 +367,7 @@ def latency_run(cluster, dsn: str, run: int, seconds: int = 10) -> dict:
     drop_slots(dsn)
     create_slots(dsn, [slot])
     receiver = Receiver("--latency-log")
-    script = Path(tempfile.mkdtemp(prefix="wal2http-bench-")) / "insert.sql"
+    script = scratch("pgbench") / "insert.sql"
     script.write_text("INSERT INTO latency (note) VALUES ('tick');\n")
     engine = Headless(dsn, slot, http_sink("bench", receiver.url, 50))
     try:

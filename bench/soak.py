@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import Headless, Receiver, confirmed, http_sink, pgbench
+from bench import Headless, Receiver, confirmed, http_sink, pgbench, scratch
 from wal2http_tui import devdb
 
 WARM_UP = 120.0
@@ -61,7 +60,7 @@ def main() -> int:
             "flapping", flapping.url, 100, "retry_max_backoff_secs = 2\n"
         )
         engine = Headless(dsn, "soak", sinks)
-        script = Path(tempfile.mkdtemp(prefix="wal2http-soak-")) / "insert.sql"
+        script = scratch("soak") / "insert.sql"
         script.write_text("INSERT INTO soak (note) VALUES ('soak');\n")
         engine.wait(lambda: confirmed(dsn, "soak") > 0)
         workload = pgbench(cluster, dsn, script, rate=args.rate, seconds=seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -29,7 +30,8 @@ def delivered(port: int) -> int:
 def main() -> None:
     mode, dsn, slot, url, rows, port = sys.argv[1:7]
     rows_wanted, port_number = int(rows), int(port)
-    path = Path(tempfile.mkdtemp(prefix="wal2http-bench-")) / "wal2http.toml"
+    folder = Path(tempfile.mkdtemp(prefix="wal2http-bench-ui-"))
+    path = folder / "wal2http.toml"
     path.write_text(
         f'connection_string = "{dsn}"\nslot_name = "{slot}"\npublication_name = "bench_pub"\n'
         'feedback_interval_secs = 1\n[[event_sinks.http]]\nname = "bench"\nenabled = true\n'
@@ -76,6 +78,7 @@ def main() -> None:
         result["keypress_max_ms"] = max(keypress_ms, default=0.0)
         result["keypress_p50_ms"] = sorted(keypress_ms)[len(keypress_ms) // 2] if keypress_ms else 0
     result["rows_per_s"] = rows_wanted / elapsed
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(result))
 
 

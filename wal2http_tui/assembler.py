@@ -17,7 +17,13 @@ from pathlib import Path
 
 import orjson
 
-from wal2http_tui.changes import DEFAULT_MEMORY_LIMIT, Change, ChangeBuffer, Transaction
+from wal2http_tui.changes import (
+    DEFAULT_MEMORY_LIMIT,
+    Change,
+    ChangeBuffer,
+    SpoolDirectory,
+    Transaction,
+)
 from wal2http_tui.types import (
     TRUNCATE_CASCADE,
     TRUNCATE_RESTART_IDENTITY,
@@ -74,7 +80,7 @@ class TransactionAssembler:
         self,
         relations: dict[int, RelationInfo],
         converter: ValueConverter,
-        spool_dir: Path,
+        spool_dir: Path | SpoolDirectory,
         on_transaction: Callable[[Transaction], None],
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -42,6 +43,28 @@ PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 SPILL_CHUNK_BYTES = 1024 * 1024  # once spilling, records go to disk in chunks of about this size
 
 
+class SpoolDirectory:
+    """A private temporary directory for spill files, created on first use (most runs never
+    spill), deleted by ``cleanup``."""
+
+    def __init__(self, prefix: str = "wal2http-spool-") -> None:
+        self._prefix = prefix
+        self._path: Path | None = None
+        self._lock = threading.Lock()
+
+    def path(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self._path = Path(tempfile.mkdtemp(prefix=self._prefix))
+            return self._path
+
+    def cleanup(self) -> None:
+        with self._lock:
+            if self._path is not None:
+                shutil.rmtree(self._path, ignore_errors=True)
+                self._path = None
+
+
 class ChangeBuffer:
     """Append-only list of changes that spills to a temporary file beyond ``memory_limit``.
 
@@ -51,7 +74,9 @@ class ChangeBuffer:
     ``release``, and the last release deletes it.
     """
 
-    def __init__(self, spool_dir: Path, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+    def __init__(
+        self, spool_dir: Path | SpoolDirectory, memory_limit: int = DEFAULT_MEMORY_LIMIT
+    ) -> None:
         self._spool_dir = spool_dir
         self._memory_limit = memory_limit
         self._records: list[tuple[Xid, Change]] = []
@@ -147,7 +172,9 @@ class ChangeBuffer:
     def _spill(self) -> None:
         """Write the records held in memory to the spill file as one chunk."""
         if self._file is None:
-            fd, self._path = tempfile.mkstemp(prefix="tx-", suffix=".spool", dir=self._spool_dir)
+            spool = self._spool_dir
+            directory = spool.path() if isinstance(spool, SpoolDirectory) else spool
+            fd, self._path = tempfile.mkstemp(prefix="tx-", suffix=".spool", dir=directory)
             self._file = os.fdopen(fd, "wb")
         self._file.write(pickle.dumps(self._records, PICKLE_PROTOCOL))
         self._records = []

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 
 from wal2http_tui.activity import ActivityFeed, Mark, SinkSnapshot, TxRecord
 from wal2http_tui.assembler import TransactionAssembler
-from wal2http_tui.changes import Transaction
+from wal2http_tui.changes import SpoolDirectory, Transaction
 from wal2http_tui.config import EventSinkConfig
 from wal2http_tui.dead_letters import DeadLetterStore
 from wal2http_tui.decoder import PgOutputDecoder
@@ -126,7 +123,7 @@ class ReplicationServer:
         self._paused = False
         self._thread: threading.Thread | None = None
         self._conn: ReplicationConnection | None = None
-        self._spool_dir = Path(tempfile.mkdtemp(prefix="wal2http-spool-"))
+        self._spool = SpoolDirectory()
         self._converter = ValueConverter(TypeCatalog(self._connect_sql))
         assembler_kwargs = {}
         if spool_memory_limit is not None:
@@ -134,7 +131,7 @@ class ReplicationServer:
         self._assembler = TransactionAssembler(
             self.state.relations,
             self._converter,
-            self._spool_dir,
+            self._spool,
             self._on_transaction,
             **assembler_kwargs,
         )
@@ -320,7 +317,7 @@ class ReplicationServer:
         finally:
             self.dispatcher.stop(self.drain_timeout)
             self.state.set_state(EngineState.STOPPED, "")
-            shutil.rmtree(self._spool_dir, ignore_errors=True)
+            self._spool.cleanup()
 
     # -- internals -----------------------------------------------------------------------------
     def _connect_sql(self) -> psycopg.Connection:
