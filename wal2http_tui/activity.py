@@ -156,6 +156,3 @@ class ActivityFeed:
 
     def recent_attempts(self) -> list[AttemptRecord]:
         return list(self.attempts)
-
-    def attempts_for(self, event_id: str) -> list[AttemptRecord]:
-        return [a for a in list(self.attempts) if event_id in a.event_ids]

@@ -272,14 +272,6 @@ class ThrowawayCluster:
             ],
         )
 
-    def stop_server(self, mode: str = "fast") -> None:
-        """Stop the server but keep its data, for tests that need PostgreSQL gone for a while."""
-        self._run_as_owner([self.bin("pg_ctl"), "stop", "-D", str(self.datadir), "-m", mode, "-w"])
-        self._running = False
-
-    def start_server(self) -> None:
-        self._start_server()
-
     # -- internals ---------------------------------------------------------------------------
     def _run_as_owner(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
         kwargs: dict = {}

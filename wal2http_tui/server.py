@@ -242,10 +242,6 @@ class ReplicationServer:
             self._thread.join(timeout if timeout is not None else self.drain_timeout + 15)
 
     @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    @property
     def running(self) -> bool:
         """True while the replication thread is alive."""
         return self._thread is not None and self._thread.is_alive()

@@ -29,18 +29,14 @@ _EPOCH_OFFSET_US = int(PG_EPOCH.timestamp()) * 1_000_000
 
 
 class ReplicationError(Exception):
-    """The replication connection failed; ``retryable`` says whether reconnecting may help."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    """The replication connection failed (the server loop reconnects with backoff)."""
 
 
 class SlotInUse(ReplicationError):
     """The slot is streaming to another process (``replication slot ... is active for PID n``)."""
 
     def __init__(self, message: str, pid: int) -> None:
-        super().__init__(message, retryable=True)
+        super().__init__(message)
         self.pid = pid
 
 
