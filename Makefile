@@ -30,14 +30,14 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(STAMP_TEST)
-	$(BIN)/python bench/bench.py
+	PYTHONPATH=. $(BIN)/python bench/bench.py
 
 soak: $(STAMP_TEST)
-	$(BIN)/python bench/soak.py
+	PYTHONPATH=. $(BIN)/python bench/soak.py
 
 screenshots: $(STAMP_TEST)
 	command -v rsvg-convert >/dev/null || apt-get install -y -q librsvg2-bin || true
-	$(BIN)/python -m wal2http_tui.tui.screenshots screenshots
+	$(BIN)/python -m tools.screenshots screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

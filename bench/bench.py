@@ -39,8 +39,8 @@ from pathlib import Path
 
 import psycopg
 
-from wal2http_tui import devdb
-from wal2http_tui.server import protocol_options
+from wal2http_tui.demo import throwaway
+from wal2http_tui.replication.stream import protocol_options
 
 HERE = Path(__file__).resolve().parent
 _WORKDIR: list[Path] = []
@@ -185,7 +185,9 @@ def run_headless(dsn: str, slot: str, sinks: str, delivered: Callable[[], bool],
     return {"delivered_s": delivered_s, "confirmed_s": confirmed_s, "peak_rss_mb": rss}
 
 
-def ceiling(cluster: devdb.ThrowawayCluster, dsn: str, slot: str, end: str, version: int) -> float:
+def ceiling(
+    cluster: throwaway.ThrowawayCluster, dsn: str, slot: str, end: str, version: int
+) -> float:
     choice = protocol_options(version, "bench_pub")
     options = [arg for k, v in choice.options.items() for arg in ("-o", f"{k}={v}")]
     started = time.monotonic()
@@ -222,15 +224,15 @@ def engine_only(dsn: str, slot: str, rows: int) -> dict:
 # -- the engine without sinks, in a child process ---------------------------------------------
 def _engine_child(dsn: str, slot: str, rows: int) -> None:
     """Receive, decode, convert (to_jsonb rule) and assemble ``rows`` changes; no delivery."""
-    from wal2http_tui.assembler import TransactionAssembler
-    from wal2http_tui.decoder import PgOutputDecoder
-    from wal2http_tui.transport import (
+    from wal2http_tui.replication.assembler import TransactionAssembler
+    from wal2http_tui.replication.decoder import PgOutputDecoder
+    from wal2http_tui.replication.transport import (
         PAYLOAD_OFFSET,
         XLOGDATA_HEADER,
         ReplicationConnection,
         replication_conninfo,
     )
-    from wal2http_tui.values import TypeCatalog, ValueConverter, session_options
+    from wal2http_tui.replication.values import TypeCatalog, ValueConverter, session_options
 
     spool = scratch("spool")
     count = 0
@@ -353,7 +355,7 @@ def hook0_run(dsn: str, rows: int, run: int, first: int) -> float:
 
 HOOK0_FAKE_SCRIPT = """
 import sys, threading
-from wal2http_tui.receivers.hook0_fake import Hook0Fake
+from tests.fakes.hook0_api import Hook0Fake
 port_file, application, token = sys.argv[1:4]
 fake = Hook0Fake({application: [token]}).start()
 open(port_file, "w").write(str(fake.port))
@@ -485,7 +487,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
 
-    server = devdb.find_server()
+    server = throwaway.find_server()
     results: dict = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -496,7 +498,7 @@ def main() -> None:
         "rows": args.rows,
         "runs": args.runs,
     }
-    with devdb.ThrowawayCluster(server) as cluster:
+    with throwaway.ThrowawayCluster(server) as cluster:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE bench")
         dsn = cluster.dsn("bench")

@@ -14,8 +14,8 @@ import statistics
 import struct
 import time
 
-from wal2http_tui.decoder import PgOutputDecoder
-from wal2http_tui.types import ColumnInfo, Insert, RelationInfo
+from wal2http_tui.replication.decoder import PgOutputDecoder
+from wal2http_tui.replication.messages import ColumnInfo, Insert, RelationInfo
 
 ITEMS = RelationInfo(
     oid=16384,

@@ -23,7 +23,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import Headless, Receiver, confirmed, http_sink, pgbench, scratch
-from wal2http_tui import devdb
+from wal2http_tui.demo import throwaway
 
 WARM_UP = 120.0
 
@@ -48,7 +48,7 @@ def main() -> int:
     seconds = int(args.minutes * 60)
     warm_up = min(WARM_UP, seconds / 4)
     failures: list[str] = []
-    with devdb.ThrowawayCluster(devdb.find_server()) as cluster:
+    with throwaway.ThrowawayCluster(throwaway.find_server()) as cluster:
         dsn = cluster.dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE soak (id bigserial PRIMARY KEY, note text)")

@@ -18,8 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from wal2http_tui.config import load_config
-from wal2http_tui.engine import Engine
+from wal2http_tui.config.loader import load_config
+from wal2http_tui.engine.facade import Engine
 
 
 def delivered(port: int) -> int:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from wal2http_tui import devdb
+from wal2http_tui.demo import throwaway
 
-SERVERS = devdb.available_servers()
+SERVERS = throwaway.available_servers()
 _database_numbers = itertools.count(1)
 
 
@@ -19,7 +19,7 @@ _database_numbers = itertools.count(1)
 class Database:
     """A fresh database on the throwaway cluster, dropped after the test."""
 
-    cluster: devdb.ThrowawayCluster
+    cluster: throwaway.ThrowawayCluster
     name: str
 
     @property
@@ -41,16 +41,16 @@ class Database:
     params=list(SERVERS) or [None],
     ids=lambda major: f"pg{major}" if major else "no-postgres",
 )
-def pg_cluster(request: pytest.FixtureRequest) -> Iterator[devdb.ThrowawayCluster]:
+def pg_cluster(request: pytest.FixtureRequest) -> Iterator[throwaway.ThrowawayCluster]:
     """One throwaway cluster per PostgreSQL major version found on this machine."""
     if request.param is None:
-        pytest.fail(devdb.NOT_FOUND_MESSAGE, pytrace=False)
-    with devdb.ThrowawayCluster(SERVERS[request.param]) as cluster:
+        pytest.fail(throwaway.NOT_FOUND_MESSAGE, pytrace=False)
+    with throwaway.ThrowawayCluster(SERVERS[request.param]) as cluster:
         yield cluster
 
 
 @pytest.fixture
-def pg(pg_cluster: devdb.ThrowawayCluster) -> Iterator[Database]:
+def pg(pg_cluster: throwaway.ThrowawayCluster) -> Iterator[Database]:
     """A fresh database; its replication slots and the database itself are dropped afterwards."""
     name = f"t{next(_database_numbers)}"
     admin = pg_cluster.dsn()

@@ -9,11 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wal2http_tui import __version__, devdb
-from wal2http_tui.config import ConfigError, ReplicationConfig, load_config
+from wal2http_tui import __version__
+from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
+from wal2http_tui.config.loader import ConfigError, ReplicationConfig, load_config
+from wal2http_tui.demo import throwaway
 
 DEFAULT_CONFIG = "wal2http.toml"
-EXIT_CONFIG_ERROR = 2
 
 
 def _exit_on_sigterm() -> None:
@@ -44,19 +45,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     config = load_config(path)
     if args.headless:
-        from wal2http_tui.headless import configure_logging, run_headless
+        from wal2http_tui.commands.headless import configure_logging, run_headless
 
         configure_logging()
         return run_headless(config)
-    from wal2http_tui.engine import Engine
+    from wal2http_tui.engine.facade import Engine
     from wal2http_tui.tui.app import run_app
 
     run_app(Engine(config), path, read_only=args.read_only, mouse=not args.no_mouse)
-    return 0
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from wal2http_tui.check import FAIL, run_check
+    from wal2http_tui.engine.check import FAIL, run_check
 
     config = _load(args)
 
@@ -64,52 +65,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         mark = {"ok": "ok  ", FAIL: "FAIL", "note": "note"}[status]
         print(f"[{mark}] {check}: {message}", flush=True)
 
-    return 0 if run_check(config, emit) else 1
+    return EXIT_OK if run_check(config, emit) else EXIT_FAILURE
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from wal2http_tui import dead_letter_commands as commands
-    from wal2http_tui.dead_letters import DeadLetterStore
+    from wal2http_tui.commands.dead_letters import run_dead_letters
 
-    config = _load(args)
-    store = DeadLetterStore(config.dead_letter_path)
-    try:
-        if args.action == "list":
-            letters = store.list(sink=args.sink)
-            for letter in letters:
-                print(commands.describe(letter))
-            print(f"{len(letters)} dead letter(s) in {config.dead_letter_path}")
-            return 0
-        if args.action in ("show", "drop") or (args.action == "replay" and not args.all):
-            if args.id is None:
-                print(f"dead-letters {args.action}: give an ID (see `list`)", file=sys.stderr)
-                return EXIT_CONFIG_ERROR
-            letter = store.get(args.id)
-            if letter is None:
-                print(f"no dead letter with id {args.id}", file=sys.stderr)
-                return 1
-            if args.action == "show":
-                print(commands.show(letter))
-                return 0
-            if args.action == "drop":
-                store.remove(letter.id)
-                print(f"dropped {letter.id} ({letter.event_id})")
-                return 0
-            letters = [letter]
-        else:
-            letters = store.list(sink=args.sink, limit=1_000_000)
-        replayer = commands.Replayer(config, store)
-        try:
-            failed = commands.replay_all(replayer, letters, print)
-        finally:
-            replayer.close()
-        return 1 if failed else 0
-    finally:
-        store.close()
+    return run_dead_letters(_load(args), args.action, args.id, every=args.all, sink=args.sink)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from wal2http_tui.demo import run_demo
+    from wal2http_tui.demo.run import run_demo
 
     if args.headless:
         return run_demo(headless=True, duration=args.duration, rate=args.rate)
@@ -189,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wal2http-tui: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    except devdb.PostgresNotFound as exc:
+    except throwaway.PostgresNotFound as exc:
         print(f"wal2http-tui: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
 

@@ -8,11 +8,11 @@ import sys
 import uuid
 
 import pytest
-from engine_helpers import http_sink, make_server, running, wait_until
-from test_values import Digits, Pairs, canonical
 
-from wal2http_tui.receivers.hook0_fake import Hook0Fake
-from wal2http_tui.receivers.http_receiver import WebhookReceiver
+from tests.fakes.hook0_api import Hook0Fake
+from tests.support.engine import http_sink, make_server, running, wait_until
+from tests.support.exact_json import Digits, Pairs, canonical
+from wal2http_tui.demo.receiver import WebhookReceiver
 
 HEAD = 'connection_string = "host=127.0.0.1 dbname=x"\n'
 

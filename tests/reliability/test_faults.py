@@ -11,11 +11,11 @@ import threading
 import time
 
 import psycopg
-from engine_helpers import http_sink, slot_confirmed_lsn, wait_until
-from headless import Headless
 
-from wal2http_tui.dead_letters import DeadLetterStore
-from wal2http_tui.receivers.http_receiver import Fault, WebhookReceiver
+from tests.support.engine import http_sink, slot_confirmed_lsn, wait_until
+from tests.support.headless import Headless
+from wal2http_tui.delivery.dead_letters import DeadLetterStore
+from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 
 
 def write_config(tmp_path, pg, sinks: str, slot: str = "rel", **top: object) -> str:

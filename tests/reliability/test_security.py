@@ -12,16 +12,16 @@ import uuid
 
 import pytest
 import standardwebhooks
-from engine_helpers import sample_event, slot_confirmed_lsn, wait_until
-from headless import Headless
 
-from wal2http_tui.config import ConfigError, load_config, load_config_text
-from wal2http_tui.config_file import ConfigDocument
-from wal2http_tui.dead_letters import DeadLetterStore
+from tests.fakes.hook0_api import Hook0Fake
+from tests.support.engine import sample_event, slot_confirmed_lsn, wait_until
+from tests.support.headless import Headless
+from wal2http_tui.config.document import ConfigDocument
+from wal2http_tui.config.loader import ConfigError, load_config, load_config_text
+from wal2http_tui.delivery.dead_letters import DeadLetterStore
+from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 from wal2http_tui.event_sinks.http_sink import HttpEventSink, sign, signing_key
 from wal2http_tui.event_sinks.traits import DeliveryError
-from wal2http_tui.receivers.hook0_fake import Hook0Fake
-from wal2http_tui.receivers.http_receiver import Fault, WebhookReceiver
 
 PASSWORD = "pw-SECRET-0451"
 AUTH = "Bearer tok-SECRET-7729"

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import orjson
 
 from wal2http_tui import __version__
-from wal2http_tui.changes import Change, Transaction
-from wal2http_tui.types import format_lsn, pg_timestamp_to_datetime
+from wal2http_tui.replication.messages import format_lsn, pg_timestamp_to_datetime
+from wal2http_tui.replication.transactions import Change, Transaction
 
 EVENT_FORMATS = ("json", "debezium", "cloudevents")
 

@@ -15,8 +15,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from wal2http_tui.config import SINK_KINDS, ConfigError, format_key_path
-from wal2http_tui.config_file import ConfigDocument
+from wal2http_tui.config.document import ConfigDocument
+from wal2http_tui.config.loader import SINK_KINDS, ConfigError, format_key_path
 
 REQUIRED_KEYS = {
     "http": ("url",),

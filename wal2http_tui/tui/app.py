@@ -20,11 +20,11 @@ from textual.content import Content
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from wal2http_tui.activity import SinkState
-from wal2http_tui.config import ConfigError
-from wal2http_tui.config_file import ConfigDocument
-from wal2http_tui.engine import Engine
-from wal2http_tui.state import EngineState
+from wal2http_tui.config.document import ConfigDocument
+from wal2http_tui.config.loader import ConfigError
+from wal2http_tui.delivery.activity import SinkState
+from wal2http_tui.engine.facade import Engine
+from wal2http_tui.replication.state import EngineState
 from wal2http_tui.tui.dead_letters import DeadLettersScreen, DeadLetterTable
 from wal2http_tui.tui.dialogs import ConfirmScreen
 from wal2http_tui.tui.editor import ConfigEditorScreen, SectionList

@@ -18,7 +18,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
-from wal2http_tui.config import (
+from wal2http_tui.config.loader import (
     EVENT_FORMATS,
     HOOK0_ALIASES,
     HOOK0_SINK_KEYS,

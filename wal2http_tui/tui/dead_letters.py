@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wal2http_tui.dead_letters import DeadLetter
+from wal2http_tui.delivery.dead_letters import DeadLetter
 from wal2http_tui.tui.dialogs import ConfirmScreen
 from wal2http_tui.tui.json_view import payload_content
 from wal2http_tui.tui.keyed_table import KeyedTable, Row

@@ -31,9 +31,9 @@ from textual.widgets import (
     Static,
 )
 
-from wal2http_tui.check import FAIL, OK
-from wal2http_tui.config import ConfigError, KeyPath, ReplicationConfig, format_key_path
-from wal2http_tui.config_file import ConfigDocument, SinkEntry
+from wal2http_tui.config.document import ConfigDocument, SinkEntry
+from wal2http_tui.config.loader import ConfigError, KeyPath, ReplicationConfig, format_key_path
+from wal2http_tui.engine.check import FAIL, OK
 from wal2http_tui.tui.add_sink import AddSinkScreen, NewSink
 from wal2http_tui.tui.config_fields import (
     REQUIRED,

@@ -18,7 +18,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from wal2http_tui.activity import AttemptRecord
+from wal2http_tui.delivery.activity import AttemptRecord
 from wal2http_tui.tui.json_view import payload_content
 from wal2http_tui.tui.keyed_table import KeyedTable, Row
 from wal2http_tui.tui.messages import Subject
@@ -26,7 +26,7 @@ from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.units import UNKNOWN, milliseconds, utc_clock
 
 if TYPE_CHECKING:
-    from wal2http_tui.engine import Engine
+    from wal2http_tui.engine.facade import Engine
 
 ATTEMPT_COLUMNS = ["sink", "#", "at (UTC)", "result", "status", "latency", "error"]
 ERROR_WIDTH = 60

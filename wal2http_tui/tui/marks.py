@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from wal2http_tui.activity import Mark, SinkState
+from wal2http_tui.delivery.activity import Mark, SinkState
 
 MARKS: dict[str, tuple[str, str, str]] = {
     Mark.DELIVERED: ("✓", "green", "delivered"),

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from wal2http_tui.activity import RetryInfo, SinkSnapshot, TxRecord
-from wal2http_tui.state import StateSnapshot
+from wal2http_tui.delivery.activity import RetryInfo, SinkSnapshot, TxRecord
+from wal2http_tui.replication.state import StateSnapshot
 
 if TYPE_CHECKING:
-    from wal2http_tui.engine import Engine, SlotHealth
+    from wal2http_tui.engine.facade import Engine, SlotHealth
 
 RATE_PERIOD = 1.0  # seconds per events/s sample
 RATE_HISTORY = 60

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from wal2http_tui.activity import RetryInfo
+from wal2http_tui.delivery.activity import RetryInfo
 from wal2http_tui.tui.keyed_table import KeyedTable, Row
 from wal2http_tui.tui.messages import Inspect
 from wal2http_tui.tui.monitor import Readings

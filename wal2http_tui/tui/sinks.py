@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 
-from wal2http_tui.activity import SinkSnapshot, SinkState
+from wal2http_tui.delivery.activity import SinkSnapshot, SinkState
 from wal2http_tui.tui.keyed_table import KeyedTable, Row
 from wal2http_tui.tui.marks import sink_state_cell
 from wal2http_tui.tui.messages import SinkCommand

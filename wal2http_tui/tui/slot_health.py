@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline
 
-from wal2http_tui.engine import SlotHealth
+from wal2http_tui.engine.facade import SlotHealth
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings

@@ -7,7 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Sparkline
 
-from wal2http_tui.state import EngineState
+from wal2http_tui.replication.state import EngineState
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.slot_health import slot_summary

@@ -3,13 +3,13 @@ set of event ids whose delivery attempts to show."""
 
 from __future__ import annotations
 
-from wal2http_tui.activity import RetryInfo, TxRecord
-from wal2http_tui.dead_letters import DeadLetter
+from wal2http_tui.delivery.activity import RetryInfo, TxRecord
+from wal2http_tui.delivery.dead_letters import DeadLetter
 from wal2http_tui.event_sinks.event_processor import event_id
-from wal2http_tui.state import StateSnapshot
+from wal2http_tui.replication.messages import parse_lsn
+from wal2http_tui.replication.state import StateSnapshot
 from wal2http_tui.tui.messages import Subject
 from wal2http_tui.tui.units import UNKNOWN, countdown, thousands, utc_time
-from wal2http_tui.types import parse_lsn
 
 MATCHED_EVENTS = 10_000  # event ids derived per transaction to find its attempts
 

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import DataTable, Input
 
-from wal2http_tui.activity import TxRecord
+from wal2http_tui.delivery.activity import TxRecord
 from wal2http_tui.tui.keyed_table import KeyedTable, Row
 from wal2http_tui.tui.marks import mark_cell, marks_legend
 from wal2http_tui.tui.messages import Inspect

@@ -1,0 +1,452 @@
+"""A deterministic stand-in for ``wal2http_tui.engine.Engine``, and the world the terminal UI's
+tests run it in.
+
+Fixed numbers (three sinks: healthy, retrying, failing; six transactions with mixed marks;
+attempts, a dead letter, slot health, log lines), a clock that only moves when told, and a
+record of every control call that reached it. Event ids are the engine's own
+(``event_id(system, slot, commit LSN, seq)``), so the inspector finds attempts as it does live.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import SAMPLE_CONFIG
+from wal2http_tui.config.loader import EventSinkConfig, ReplicationConfig, load_config
+from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
+from wal2http_tui.delivery.dead_letters import DeadLetter
+from wal2http_tui.engine.facade import Engine, SlotHealth
+from wal2http_tui.event_sinks.event_processor import event_id
+from wal2http_tui.replication.messages import parse_lsn
+from wal2http_tui.replication.state import StateSnapshot
+from wal2http_tui.tui.app import Wal2HttpApp
+
+NOW = 1_750_000_000.0  # 2025-06-15 15:06:40Z
+SYSTEM_ID = "7380011223344556677"
+SLOT = "wal2http_slot"
+GiB = 1024**3
+
+SAMPLE = SAMPLE_CONFIG
+SAMPLE_ENV = {
+    "ORDERS_API_TOKEN": "orders-token",
+    "ORDERS_SIGNING_SECRET": "whsec_" + base64.b64encode(bytes(range(32))).decode(),
+    "HOOK0_API_KEY": "hook0-key",
+}
+
+
+def copy_sample(directory: Path) -> Path:
+    """sample.toml in ``directory`` (mode 0644), with the CA file it names."""
+    path = directory / "wal2http.toml"
+    shutil.copy(SAMPLE, path)
+    path.chmod(0o644)
+    (directory / "internal-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    return path
+
+
+@dataclass
+class World:
+    """A configuration file, a fake engine running it and the clock the UI reads."""
+
+    path: Path
+    engine: FakeEngine
+    clock: FrozenClock
+
+    def app(self, *, read_only: bool = False) -> Wal2HttpApp:
+        return Wal2HttpApp(self.engine, self.path, read_only=read_only, clock=self.clock)
+
+
+def sample_world(directory: Path, monkeypatch: pytest.MonkeyPatch, *, now: float = NOW) -> World:
+    """sample.toml in ``directory``, made the working directory, its ${VAR}s set; a fake engine
+    on its configuration and a frozen clock.
+
+    The path is relative, as an operator would give it, so screens show it the same on every
+    run.
+    """
+    for name, value in SAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
+    copy_sample(directory)
+    monkeypatch.chdir(directory)
+    path = Path("wal2http.toml")
+    return World(path, FakeEngine(load_config(path)), FrozenClock(now))
+
+
+def toasts(app: Wal2HttpApp) -> list[str]:
+    """The notifications the app has shown."""
+    return [notification.message for notification in app._notifications]
+
+
+class FrozenClock:
+    """``time.time`` for the UI, moved only by ``advance``."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass(frozen=True)
+class FakeStateSnapshot(StateSnapshot):
+    """A snapshot whose lag in seconds does not depend on the wall clock."""
+
+    fixed_lag_seconds: float | None = 0.8
+
+    @property
+    def lag_seconds(self) -> float | None:
+        return self.fixed_lag_seconds
+
+
+def ids_of(lsn: str, size: int) -> tuple[str, ...]:
+    return tuple(event_id(SYSTEM_ID, SLOT, parse_lsn(lsn), seq) for seq in range(size))
+
+
+def payload(xid: int, lsn: str, seq: int, size: int, order_id: int) -> bytes:
+    """A json-format event as the engine renders it: numeric values byte-exact (129.90)."""
+    head = json.dumps(
+        {
+            "event_id": event_id(SYSTEM_ID, SLOT, parse_lsn(lsn), seq),
+            "event_type": "public.orders.insert",
+            "op": "insert",
+            "schema": "public",
+            "table": "orders",
+        }
+    )[:-1]
+    return (
+        f'{head}, "new": {{"id": {order_id}, "customer_id": 311, "total": 129.90, '
+        f'"status": "paid", "tags": ["web", "eu"], "note": null}}, "old": null, '
+        f'"xid": {xid}, "lsn": "{lsn}", "commit_time": "2025-06-15T15:06:38.120000Z", '
+        f'"seq": {seq}, "tx_size": {size}, '
+        f'"source": {{"database": "shop", "slot": "{SLOT}", "publication": "wal2http_pub"}}}}'
+    ).encode()
+
+
+# (xid, commit LSN, commit time, changes, tables, marks: orders-api, audit, hook0)
+TRANSACTIONS = [
+    (7301, "0/3000150", "2025-06-15T15:06:31.004512Z", 1, ("public.orders",), "DDD"),
+    (7302, "0/30001F8", "2025-06-15T15:06:33.250001Z", 3, ("public.customers",), "DDD"),
+    (7303, "0/3000290", "2025-06-15T15:06:35.871200Z", 2, ("public.orders",), "DXD"),
+    (
+        7304,
+        "0/3000310",
+        "2025-06-15T15:06:38.120000Z",
+        2,
+        ("public.orders", "public.order_lines"),
+        "DRF",
+    ),
+    (7305, "0/30003A8", "2025-06-15T15:06:39.004000Z", 14, ("public.order_lines",), "DQQ"),
+    (7306, "0/3000440", "2025-06-15T15:06:39.950000Z", 1, ("public.customers",), "IQQ"),
+]
+MARK_CODES = {
+    "D": "delivered",
+    "X": "dead_lettered",
+    "R": "retrying",
+    "F": "failed",
+    "Q": "queued",
+    "I": "in_flight",
+}
+SINK_NAMES = ("orders-api", "audit", "hook0")
+RETRYING_TX = TRANSACTIONS[3]
+RETRYING_IDS = ids_of(RETRYING_TX[1], RETRYING_TX[3])
+ORDERS_TARGET = "POST https://orders.example.com/webhooks/postgres"
+AUDIT_TARGET = "PUT https://audit.internal.example:8443/events"
+HOOK0_TARGET = (
+    "https://hook0.internal.example/api/v1 (application 3f1c9a52-8d2e-4b7a-9c41-0e5d6f7a8b9c)"
+)
+AUDIT_ERROR = f"HTTP 503 from {AUDIT_TARGET}: Service Unavailable"
+HOOK0_ERROR = "cannot connect to https://hook0.internal.example/api/v1: connection refused"
+DEAD_LETTER_ID = 17
+
+
+def _transactions() -> list[TxRecord]:
+    return [
+        TxRecord(
+            xid=xid,
+            lsn=lsn,
+            commit_time=commit_time,
+            size=size,
+            tables=tables,
+            received_at=NOW - 10 + index,
+            marks={name: MARK_CODES[code] for name, code in zip(SINK_NAMES, codes, strict=True)},
+        )
+        for index, (xid, lsn, commit_time, size, tables, codes) in enumerate(TRANSACTIONS)
+    ]
+
+
+def _sinks() -> dict[str, SinkSnapshot]:
+    audit_retry = RetryInfo(
+        sink="audit",
+        event_ids=RETRYING_IDS,
+        table_op="public.orders insert",
+        attempt=3,
+        max_attempts=6,
+        next_attempt_at=NOW + 4,
+        last_error=AUDIT_ERROR,
+    )
+    hook0_retry = RetryInfo(
+        sink="hook0",
+        event_ids=RETRYING_IDS[:1],
+        table_op="public.orders insert",
+        attempt=12,
+        max_attempts=None,
+        next_attempt_at=NOW + 60,
+        last_error=HOOK0_ERROR,
+    )
+    fields = ("name", "kind", "target", "state", "delivered", "failed", "dead_lettered")
+    fields += ("queue_depth", "last_status", "latency_p50_ms", "latency_p99_ms", "last_error")
+    fields += ("retry", "finished_lsn")
+    rows = [
+        ("orders-api", "http", ORDERS_TARGET, "healthy", 1204, 0, 0, 0, 200, 12.4, 48.0, "",
+         None, parse_lsn("0/3000440")),
+        ("audit", "http", AUDIT_TARGET, "retrying", 1150, 7, 1, 42, 503, 35.0, 210.0,
+         AUDIT_ERROR, audit_retry, parse_lsn("0/3000290")),
+        ("hook0", "hook0", HOOK0_TARGET, "failing", 980, 12, 0, 120, None, 80.0, 150.0,
+         HOOK0_ERROR, hook0_retry, parse_lsn("0/3000290")),
+    ]  # fmt: skip
+    sinks = [SinkSnapshot(**dict(zip(fields, row, strict=True))) for row in rows]
+    return {sink.name: sink for sink in sinks}
+
+
+def _attempts() -> list[AttemptRecord]:
+    xid, lsn, _, size, _, _ = RETRYING_TX
+    body = b"[" + b", ".join(payload(xid, lsn, seq, size, 1042 + seq) for seq in range(size)) + b"]"
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "***",
+        "Webhook-Id": RETRYING_IDS[0],
+        "Webhook-Signature": "***",
+        "X-Source": "wal2http",
+    }
+    delivered = [
+        AttemptRecord(
+            "orders-api",
+            NOW - 3,
+            1,
+            RETRYING_IDS,
+            "public.orders.insert",
+            True,
+            200,
+            12.4,
+            "",
+            '{"ok": true}',
+            headers,
+            body,
+        )
+    ]
+    failed = []
+    for number in (1, 2, 3):
+        failed.append(
+            AttemptRecord(
+                "audit",
+                NOW - 8 + 2 * number,
+                number,
+                RETRYING_IDS,
+                "public.orders.insert",
+                False,
+                503,
+                31.5 + number,
+                AUDIT_ERROR,
+                '{"error": "maintenance window", "retry_in": 30}',
+                {"Content-Type": "application/json", "X-Source": "wal2http"},
+                body,
+            )
+        )
+    return sorted(delivered + failed, key=lambda attempt: attempt.at)
+
+
+def _dead_letter() -> DeadLetter:
+    xid, lsn, commit_time, size, _, _ = TRANSACTIONS[2]
+    return DeadLetter(
+        id=DEAD_LETTER_ID,
+        sink="audit",
+        event_id=ids_of(lsn, size)[0],
+        event_type="public.orders.insert",
+        op="insert",
+        schema="public",
+        table="orders",
+        lsn=lsn,
+        commit_time=commit_time,
+        seq=0,
+        xid=xid,
+        payload=payload(xid, lsn, 0, size, 1041),
+        reason=f"HTTP 422 from {AUDIT_TARGET}: unprocessable entity",
+        attempts=6,
+        first_failure=NOW - 600,
+        last_failure=NOW - 540,
+    )
+
+
+LOG_LINES = [
+    "15:05:58 INFO    state connecting: db1.internal.example:5432",
+    "15:05:58 INFO    state streaming",
+    "15:06:12 WARNING sink hook0: attempt 1 failed (connection refused); next attempt in 0.5s",
+    "15:06:36 WARNING sink audit: 1 event(s) dead-lettered: HTTP 422 unprocessable entity",
+    "15:06:38 WARNING sink audit: attempt 3 failed (HTTP 503); next attempt in 4.0s",
+    "15:06:40 WARNING sink hook0: attempt 12 failed (connection refused); next attempt in 60.0s",
+]
+
+
+class FakeEngine:
+    """The Engine API with fixed data; ``calls`` records every control that reached it."""
+
+    def __init__(self, config: ReplicationConfig) -> None:
+        self.config = config
+        self.calls: list[tuple] = []
+        self.state = "stopped"
+        self.detail = ""
+        self.last_error = ""
+        self.next_retry_at: float | None = None
+        self.reconnect_attempt = 0
+        self.changes = 56_789
+        self.paused = False
+        self._sinks = _sinks()
+        self._paused_sinks: dict[str, SinkSnapshot] = {}
+        self._transactions = _transactions()
+        self._attempts = _attempts()
+        self._dead_letters = {DEAD_LETTER_ID: _dead_letter()}
+        self.slot = SlotHealth(
+            slot_name=SLOT,
+            exists=True,
+            active_pid=4242,
+            restart_lsn="0/2F00028",
+            confirmed_flush_lsn="0/3000290",
+            wal_status="extended",
+            safe_wal_size=None,
+            retained_bytes=int(1.05 * GiB),
+            checked_at=NOW - 15,
+        )
+        self.log = list(LOG_LINES)
+        self.replay_problem: str | None = None
+        self.sink_probe_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.calls.append(("start",))
+        self.state = "streaming"
+
+    def stop(self) -> None:
+        self.calls.append(("stop",))
+        self.state = "stopped"
+
+    # -- reading -------------------------------------------------------------------------------
+    def snapshot(self) -> FakeStateSnapshot:
+        return FakeStateSnapshot(
+            state="paused" if self.paused else self.state,
+            detail="paused by operator" if self.paused else self.detail,
+            host="db1.internal.example:5432",
+            database="shop",
+            server_version=160004,
+            system_id=SYSTEM_ID,
+            timeline=1,
+            slot_name=SLOT,
+            publication_name="wal2http_pub",
+            protocol_version=4,
+            received_lsn=parse_lsn("0/3000440"),
+            flushed_lsn=parse_lsn("0/3000290"),
+            server_wal_end=parse_lsn("0/3180000"),
+            last_feedback_time=NOW - 1,
+            messages=98_765,
+            bytes=45_678_901,
+            transactions=7_306,
+            changes=self.changes,
+            last_commit_lsn=parse_lsn("0/3000440"),
+            last_commit_time=NOW - 0.8,
+            next_retry_at=self.next_retry_at,
+            reconnect_attempt=self.reconnect_attempt,
+            last_error=self.last_error,
+        )
+
+    def sinks(self) -> list[SinkSnapshot]:
+        return list(self._sinks.values())
+
+    def transactions(self) -> list[TxRecord]:
+        return list(self._transactions)
+
+    def attempts(self) -> list[AttemptRecord]:
+        return list(self._attempts)
+
+    def retries(self) -> list[RetryInfo]:
+        return [sink.retry for sink in self._sinks.values() if sink.retry is not None]
+
+    def slot_health(self) -> SlotHealth:
+        return self.slot
+
+    def log_lines(self) -> list[str]:
+        return list(self.log)
+
+    # -- controls ------------------------------------------------------------------------------
+    def pause(self) -> None:
+        self.calls.append(("pause",))
+        self.paused = True
+
+    def resume(self) -> None:
+        self.calls.append(("resume",))
+        self.paused = False
+
+    def _sink(self, name: str) -> SinkSnapshot:
+        if name not in self._sinks:
+            raise KeyError(f"no running sink named {name!r}")
+        return self._sinks[name]
+
+    def pause_sink(self, name: str) -> None:
+        self.calls.append(("pause_sink", name))
+        sink = self._sink(name)
+        self._paused_sinks[name] = sink
+        self._sinks[name] = replace(sink, state="paused")
+
+    def resume_sink(self, name: str) -> None:
+        self.calls.append(("resume_sink", name))
+        self._sink(name)
+        self._sinks[name] = self._paused_sinks.pop(name, self._sinks[name])
+
+    def retry_now(self, name: str) -> None:
+        self.calls.append(("retry_now", name))
+        self._sink(name)
+
+    def skip_to_dead_letters(self, name: str) -> None:
+        self.calls.append(("skip_to_dead_letters", name))
+        self._sink(name)
+
+    # -- dead letters --------------------------------------------------------------------------
+    def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        return list(self._dead_letters.values())[:limit]
+
+    def replay_dead_letter(self, letter_id: int) -> str | None:
+        self.calls.append(("replay_dead_letter", letter_id))
+        if self.replay_problem is None:
+            self._dead_letters.pop(letter_id, None)
+        return self.replay_problem
+
+    def drop_dead_letter(self, letter_id: int) -> bool:
+        self.calls.append(("drop_dead_letter", letter_id))
+        return self._dead_letters.pop(letter_id, None) is not None
+
+    # -- configuration -------------------------------------------------------------------------
+    def needs_restart(self, new: ReplicationConfig) -> bool:
+        return Engine.needs_restart(self, new)  # type: ignore[arg-type]  # the real rule
+
+    def apply(self, new: ReplicationConfig) -> None:
+        self.calls.append(("apply", new))
+        self.config = new
+
+    def test_connection(self, config: ReplicationConfig) -> list[tuple[str, str, str]]:
+        self.calls.append(("test_connection", config))
+        return [
+            ("ok", "configuration", "wal2http.toml is valid"),
+            ("ok", "connect", "PostgreSQL 16.4 on db1.internal.example:5432, database shop"),
+            ("FAIL", "slot", 'slot "wal2http_slot" is active for another process (pid 4242)'),
+        ]
+
+    def test_sink(self, sink_config: EventSinkConfig) -> str:
+        self.calls.append(("test_sink", sink_config.name))
+        if self.sink_probe_error is not None:
+            raise RuntimeError(self.sink_probe_error)
+        return f"{sink_config.name} reachable (HEAD answered 200)"

@@ -1,0 +1,82 @@
+"""Through the whole engine (walsender, decoder, values, events): every value equals to_jsonb()."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from tests.support.all_types import COLUMNS, OPTIONAL_COLUMNS, TYPES_SQL, supported
+from tests.support.engine import http_sink, make_server, running
+from tests.support.exact_json import Digits, Pairs, canonical, exact
+from wal2http_tui.demo.receiver import WebhookReceiver
+from wal2http_tui.replication.values import session_options
+
+
+def _to_jsonb(pg, table: str) -> dict[int, dict[str, str]]:
+    """id -> column -> canonical to_jsonb rendering, in the engine's session settings."""
+    with psycopg.connect(pg.dsn, options=session_options()) as conn:
+        rows = conn.execute(
+            f"SELECT id, key, value::text FROM {table}, jsonb_each(to_jsonb({table}))"
+        )
+        result: dict[int, dict[str, str]] = {}
+        for row_id, column, value in rows:
+            result.setdefault(row_id, {})[column] = exact(value)
+    return result
+
+
+def _rows(body: bytes, field: str) -> dict[str, str]:
+    event = json.loads(body, parse_int=Digits, parse_float=Digits, object_pairs_hook=Pairs)
+    row = dict(event)[field]
+    return {column: canonical(value) for column, value in row}
+
+
+def test_inserted_updated_and_deleted_rows_equal_to_jsonb(pg, tmp_path):
+    pg.execute(TYPES_SQL)
+    columns = list(COLUMNS) + [c for probe, c in OPTIONAL_COLUMNS if supported(pg, probe)]
+    definitions = ", ".join(f"{name} {sql_type}" for name, sql_type, _ in columns)
+    pg.execute(f"CREATE TABLE catalog (id int PRIMARY KEY, {definitions})")
+    pg.execute("ALTER TABLE catalog REPLICA IDENTITY FULL")
+    rows = max(len(values) for _, _, values in columns) + 1
+    with WebhookReceiver() as receiver:
+        text = (
+            f'connection_string = "{pg.dsn}"\nslot_name = "vals"\npublication_name = "vals_pub"\n'
+            f"{http_sink(receiver.url)}"
+        )
+        with running(make_server(tmp_path, text)):
+            for row in range(rows):
+                names = ["id"] + [name for name, _, values in columns if row < len(values)]
+                exprs = [str(row)] + [v[row] for _, _, v in columns if row < len(v)]
+                pg.execute(f"INSERT INTO catalog ({', '.join(names)}) VALUES ({', '.join(exprs)})")
+            inserted = _to_jsonb(pg, "catalog")
+            pg.execute("UPDATE catalog SET id = id + 1000")
+            updated = _to_jsonb(pg, "catalog")
+            pg.execute("DELETE FROM catalog")
+            receiver.wait_for_events(3 * rows, timeout=60)
+    bodies = [request.body for request in receiver.requests]
+    ops = [json.loads(body)["op"] for body in bodies]
+    assert ops == ["insert"] * rows + ["update"] * rows + ["delete"] * rows
+    by_id: dict[tuple[str, str, int], dict[str, str]] = {}
+    for body in bodies:
+        op = json.loads(body)["op"]
+        for field in ("new", "old"):
+            if json.loads(body)[field] is not None:
+                row = _rows(body, field)
+                by_id[op, field, int(row["id"])] = row
+    checks = []
+    for row in range(rows):
+        checks += [
+            ("insert", "new", row, inserted[row]),
+            ("update", "new", row + 1000, updated[row + 1000]),
+            ("update", "old", row, inserted[row]),
+            ("delete", "old", row + 1000, updated[row + 1000]),
+        ]
+    mismatches = []
+    for op, field, row_id, theirs in checks:
+        ours = by_id[op, field, row_id]
+        for column, expected in theirs.items():
+            if ours.get(column) != expected:
+                mismatches.append(
+                    f"{op} {field} id {row_id} {column}: {ours.get(column)} != {expected}"
+                )
+    assert not mismatches, "\n".join(mismatches)

@@ -1,0 +1,149 @@
+"""Pre-flight failures: each one names the problem and the fix. And the hot standby."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.support.engine import http_sink, make_server, running, wait_until
+from wal2http_tui.demo import throwaway
+from wal2http_tui.demo.receiver import WebhookReceiver
+from wal2http_tui.replication.preflight import (
+    PreflightError,
+    PreflightReport,
+    _check_version,
+    run_preflight,
+)
+
+
+def preflight(dsn: str, **kwargs) -> PreflightReport:
+    options = {"slot_name": "pf", "publication_name": "pf_pub", **kwargs}
+    return run_preflight(lambda: psycopg.connect(dsn), **options)
+
+
+def test_a_good_database_passes_and_gets_publication_and_slot(pg):
+    report = preflight(pg.dsn)
+    assert report.publication_created and report.slot_created
+    assert [line.check for line in report.lines] == [
+        "connection",
+        "server version",
+        "wal_level",
+        "role",
+        "encoding",
+        "publication",
+        "slot",
+    ]
+    again = preflight(pg.dsn)
+    assert not again.publication_created and not again.slot_created
+    assert again.slot_confirmed_lsn == report.slot_confirmed_lsn
+
+
+def test_publication_for_listed_tables(pg):
+    pg.execute('CREATE SCHEMA "My.Schema"; CREATE TABLE "My.Schema"."Odd ""Name""" (id int)')
+    pg.execute("CREATE TABLE plain (id int)")
+    preflight(pg.dsn, tables=['"My.Schema"."Odd ""Name"""', "plain"])
+    tables = pg.execute("SELECT schemaname, tablename FROM pg_publication_tables ORDER BY 2")
+    assert tables == [("My.Schema", 'Odd "Name"'), ("public", "plain")]
+
+
+def test_missing_publication_without_create(pg):
+    with pytest.raises(PreflightError) as info:
+        preflight(pg.dsn, create_publication=False)
+    assert str(info.value).startswith("publication pf_pub does not exist: run CREATE PUBLICATION")
+
+
+def test_role_without_replication(pg):
+    pg.execute("CREATE ROLE plain_user LOGIN")
+    try:
+        with pytest.raises(PreflightError) as info:
+            preflight(pg.cluster.dsn(pg.name, user="plain_user"))
+        assert str(info.value) == (
+            "role plain_user may not start replication: run ALTER ROLE plain_user WITH "
+            "REPLICATION as a superuser (or connect as a role that has it)"
+        )
+    finally:
+        pg.execute("DROP ROLE plain_user")
+
+
+def test_slot_that_is_not_a_pgoutput_slot(pg):
+    pg.execute("SELECT pg_create_physical_replication_slot('pf')")
+    try:
+        with pytest.raises(PreflightError) as info:
+            preflight(pg.dsn)
+    finally:
+        pg.execute("SELECT pg_drop_replication_slot('pf')")
+    assert "replication slot pf is a physical slot using no plugin, not pgoutput" in str(info.value)
+    assert "pg_drop_replication_slot('pf')" in str(info.value)
+
+
+def test_unreachable_server_names_the_connection_string():
+    with pytest.raises(PreflightError) as info:
+        preflight(f"host=127.0.0.1 port={throwaway.free_port()} user=x dbname=x connect_timeout=2")
+    assert info.value.check == "connection"
+    assert str(info.value).endswith("(check connection_string)")
+
+
+def test_too_old_a_server():
+    with pytest.raises(PreflightError, match="PostgreSQL 9 is too old"):
+        _check_version(PreflightReport(server_version=90624))
+
+
+def test_wal_level_replica_is_refused_with_the_fix():
+    settings = {"wal_level": "replica"}
+    with (
+        throwaway.ThrowawayCluster(throwaway.find_server(), settings) as cluster,
+        pytest.raises(PreflightError) as info,
+    ):
+        preflight(cluster.dsn())
+    assert (
+        str(info.value) == "wal_level is 'replica': set wal_level = logical and restart PostgreSQL"
+    )
+
+
+def test_invalidated_slot_is_fatal_with_the_fix():
+    settings = {"max_slot_wal_keep_size": "1MB", "max_wal_size": "32MB", "min_wal_size": "32MB"}
+    with throwaway.ThrowawayCluster(throwaway.find_server(), settings) as cluster:
+        dsn = cluster.dsn()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_create_logical_replication_slot('pf', 'pgoutput')")
+            conn.execute("CREATE TABLE filler (pad text)")
+            for _ in range(4):
+                conn.execute(
+                    "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 20000)"
+                )
+                conn.execute("SELECT pg_switch_wal()")
+                conn.execute("CHECKPOINT")
+            status = conn.execute(
+                "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pf'"
+            ).fetchone()[0]
+        assert status == "lost"
+        with pytest.raises(PreflightError) as info:
+            preflight(dsn)
+    message = str(info.value)
+    assert message.startswith("replication slot pf is invalidated (wal_status = lost)")
+    assert "pg_drop_replication_slot('pf')" in message
+    assert "max_slot_wal_keep_size" in message
+
+
+def test_second_instance_waits_as_standby_and_takes_over(pg, tmp_path):
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    with WebhookReceiver() as receiver:
+        text = (
+            f'connection_string = "{pg.dsn}"\nslot_name = "pf"\npublication_name = "pf_pub"\n'
+            f"feedback_interval_secs = 1\n{http_sink(receiver.url)}"
+        )
+        first = make_server(tmp_path, text)
+        second = make_server(tmp_path, text, dead_letters=first.dead_letters)
+        with running(first):
+            pid = pg.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name='pf'")
+            with running(second, state="standby"):
+                assert second.snapshot().detail == f"slot in use by pid {pid[0][0]}"
+                pg.execute("INSERT INTO t VALUES (1)")
+                receiver.wait_for_events(1)
+                first.stop()
+                wait_until(
+                    lambda: second.snapshot().state == "streaming", timeout=20, what="takeover"
+                )
+                pg.execute("INSERT INTO t VALUES (2)")
+                events = receiver.wait_for_events(2)
+    assert [e["new"]["id"] for e in events] == [1, 2]

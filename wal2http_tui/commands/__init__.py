@@ -1,0 +1,1 @@
+"""The command-line commands that are more than a few lines: ``run --headless``, dead letters."""

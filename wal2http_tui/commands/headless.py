@@ -1,0 +1,62 @@
+"""``run --headless``: the engine without a screen, for production.
+
+One log line per state change, failure and retry. SIGTERM or SIGINT: stop reading, let sinks
+finish in-flight deliveries (bounded), send the final confirmation, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from wal2http_tui.commands.exit_codes import EXIT_FAILURE, EXIT_OK
+from wal2http_tui.config.loader import ReplicationConfig, mask_conninfo
+from wal2http_tui.engine.server import ReplicationServer
+
+log = logging.getLogger("wal2http_tui")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    quiet_http_client_logs()
+
+
+def quiet_http_client_logs() -> None:
+    """httpx logs every request at INFO; the sinks log what matters (failures, state)."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def run_headless(config: ReplicationConfig, drain_timeout: float = 10.0) -> int:
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    server = ReplicationServer.from_config(config, drain_timeout=drain_timeout)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info(
+            "starting: %s, slot %s, publication %s, %d sink(s)",
+            mask_conninfo(config.connection_string),
+            config.slot_name,
+            config.publication_name,
+            len(config.enabled_sinks),
+        )
+        server.start()
+        while not stop.is_set() and server.running:
+            stop.wait(0.5)
+        server.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if server.fatal_error:
+        log.error("%s", server.fatal_error)
+        return EXIT_FAILURE
+    return EXIT_OK

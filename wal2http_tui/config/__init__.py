@@ -1,0 +1,1 @@
+"""The configuration file: its model, loading and validation, and editing it in place."""

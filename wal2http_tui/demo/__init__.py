@@ -1,0 +1,1 @@
+"""``wal2http-tui demo``: a throwaway PostgreSQL, a workload and local receivers."""

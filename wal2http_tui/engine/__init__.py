@@ -1,0 +1,1 @@
+"""The engine: the replication server (stream plus sinks), and the facade a controller drives."""

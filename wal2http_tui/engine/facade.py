@@ -1,0 +1,269 @@
+"""Engine: what a controller (the terminal UI) drives, in plain Python and no UI code.
+
+It owns one ``ReplicationServer`` for the current configuration and adds what an operator
+needs around it: the slot's health from ``pg_replication_slots`` (polled every few seconds on a
+thread of its own), the last lines of the engine log, dead-letter operations, connection and
+sink tests, and applying an edited configuration (sinks live; connection, slot or publication
+by restarting the replication worker). Every read returns plain values, safe from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+import psycopg
+
+from wal2http_tui.config.loader import EventSinkConfig, ReplicationConfig
+from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
+from wal2http_tui.delivery.dead_letters import DeadLetter, DeadLetterStore
+from wal2http_tui.delivery.replay import Replayer
+from wal2http_tui.engine.check import run_check
+from wal2http_tui.engine.server import NO_SINK_LEFT, ReplicationServer
+from wal2http_tui.event_sinks.factory import build_sink
+from wal2http_tui.replication.state import StateSnapshot
+from wal2http_tui.replication.values import session_options
+
+SLOT_HEALTH_INTERVAL = 3.0
+LOG_LINES = 500
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+
+# Changing any of these means a new replication session: the worker restarts.
+RESTART_KEYS = (
+    "connection_string",
+    "slot_name",
+    "publication_name",
+    "tables",
+    "create_publication",
+    "create_slot",
+    "feedback_interval_secs",
+    "queue_max_events",
+    "dead_letter_path",
+)
+
+
+@dataclass(frozen=True)
+class SlotHealth:
+    """This slot's row of ``pg_replication_slots``, plus how much WAL it holds back."""
+
+    slot_name: str
+    exists: bool
+    active_pid: int | None = None
+    restart_lsn: str | None = None
+    confirmed_flush_lsn: str | None = None
+    wal_status: str | None = None
+    safe_wal_size: int | None = None
+    retained_bytes: int | None = None
+    checked_at: float = 0.0
+    error: str = ""
+
+
+class LogBuffer(logging.Handler):
+    """The last ``capacity`` formatted lines of the engine log."""
+
+    def __init__(self, capacity: int = LOG_LINES) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=capacity)
+        self.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+_SLOT_QUERY = """
+SELECT active_pid, restart_lsn::text, confirmed_flush_lsn::text, {wal_status}, {safe_wal_size},
+       (pg_current_wal_lsn() - restart_lsn)::bigint
+FROM pg_replication_slots WHERE slot_name = %s
+"""
+
+
+def read_slot_health(conn: psycopg.Connection, slot_name: str) -> SlotHealth:
+    modern = conn.info.server_version >= 130000
+    query = _SLOT_QUERY.format(
+        wal_status="wal_status" if modern else "NULL",
+        safe_wal_size="safe_wal_size" if modern else "NULL",
+    )
+    row = conn.execute(query, (slot_name,)).fetchone()
+    if row is None:
+        return SlotHealth(slot_name, exists=False, checked_at=time.time())
+    pid, restart, confirmed, wal_status, safe, retained = row
+    return SlotHealth(
+        slot_name, True, pid, restart, confirmed, wal_status, safe, retained, time.time()
+    )
+
+
+class Engine:
+    """One configuration's replication, controllable from any thread."""
+
+    def __init__(
+        self, config: ReplicationConfig, *, slot_health_interval: float = SLOT_HEALTH_INTERVAL
+    ) -> None:
+        self.config = config
+        self.log = LogBuffer()
+        logging.getLogger("wal2http_tui").addHandler(self.log)
+        logging.getLogger("wal2http_tui").setLevel(logging.INFO)
+        self.dead_letters = DeadLetterStore(config.dead_letter_path)
+        self.server = self._new_server(config)
+        self._slot_health = SlotHealth(config.slot_name, exists=False)
+        self._slot_interval = slot_health_interval
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_slot, name="slot-health", daemon=True)
+        self._lock = threading.Lock()
+
+    def _new_server(self, config: ReplicationConfig) -> ReplicationServer:
+        return ReplicationServer.from_config(config, dead_letters=self.dead_letters)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.server.start()
+        if not self._poller.is_alive():
+            self._poller.start()
+
+    def stop(self) -> None:
+        """Stop streaming: sinks finish in-flight deliveries (bounded), final confirmation."""
+        self._stop.set()
+        self.server.stop()
+        logging.getLogger("wal2http_tui").removeHandler(self.log)
+
+    # -- reading -------------------------------------------------------------------------------
+    def snapshot(self) -> StateSnapshot:
+        return self.server.snapshot()
+
+    def sinks(self) -> list[SinkSnapshot]:
+        return self.server.sinks()
+
+    def transactions(self) -> list[TxRecord]:
+        return self.server.feed.recent_transactions()
+
+    def attempts(self) -> list[AttemptRecord]:
+        return self.server.feed.recent_attempts()
+
+    def retries(self) -> list[RetryInfo]:
+        return [sink.retry for sink in self.sinks() if sink.retry is not None]
+
+    def slot_health(self) -> SlotHealth:
+        return self._slot_health
+
+    def log_lines(self) -> list[str]:
+        return list(self.log.lines)
+
+    # -- controls ------------------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self.server.paused
+
+    def pause(self) -> None:
+        self.server.pause()
+
+    def resume(self) -> None:
+        self.server.resume()
+
+    def pause_sink(self, name: str) -> None:
+        self._worker(name).pause()
+
+    def resume_sink(self, name: str) -> None:
+        self._worker(name).resume()
+
+    def retry_now(self, name: str) -> None:
+        self._worker(name).retry_now()
+
+    def skip_to_dead_letters(self, name: str) -> None:
+        self._worker(name).skip_to_dead_letters()
+
+    def _worker(self, name: str):
+        worker = self.server.worker(name)
+        if worker is None:
+            raise KeyError(f"no running sink named {name!r}")
+        return worker
+
+    # -- dead letters --------------------------------------------------------------------------
+    def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        return self.dead_letters.list(limit=limit)
+
+    def replay_dead_letter(self, letter_id: int) -> str | None:
+        """None when delivered (and removed), else why not."""
+        letter = self.dead_letters.get(letter_id)
+        if letter is None:
+            return f"no dead letter with id {letter_id}"
+        replayer = Replayer(self.config, self.dead_letters)
+        try:
+            return replayer.replay(letter)
+        finally:
+            replayer.close()
+
+    def drop_dead_letter(self, letter_id: int) -> bool:
+        return self.dead_letters.remove(letter_id)
+
+    # -- configuration -------------------------------------------------------------------------
+    def needs_restart(self, new: ReplicationConfig) -> bool:
+        """True when ``new`` changes the replication session itself, not just sinks."""
+        return any(getattr(self.config, key) != getattr(new, key) for key in RESTART_KEYS)
+
+    def apply(self, new: ReplicationConfig) -> None:
+        """Use ``new``: sinks live; a restart of the worker when ``needs_restart``.
+
+        ValueError (and nothing changes) when ``new`` enables no sink."""
+        if not new.enabled_sinks:
+            raise ValueError(NO_SINK_LEFT)
+        with self._lock:
+            if self.needs_restart(new):
+                logging.getLogger("wal2http_tui").info("configuration changed: restarting")
+                self.server.stop()
+                if new.dead_letter_path != self.config.dead_letter_path:
+                    self.dead_letters.close()
+                    self.dead_letters = DeadLetterStore(new.dead_letter_path)
+                self.config = new
+                self.server = self._new_server(new)
+                self.server.start()
+            else:
+                self.server.reconfigure_sinks(new.event_sinks)
+                self.config = replace(self.config, event_sinks=new.event_sinks)
+
+    @staticmethod
+    def test_connection(config: ReplicationConfig) -> list[tuple[str, str, str]]:
+        """``check`` for the connection part: (status, check, message) lines."""
+        lines: list[tuple[str, str, str]] = []
+        only_connection = replace(config, event_sinks=())
+        run_check(only_connection, lambda *line: lines.append(line))
+        return [line for line in lines if line[1] != "sinks"]
+
+    @staticmethod
+    def test_sink(sink_config: EventSinkConfig) -> str:
+        """Probe one sink; returns the probe's line, raises with the reason on failure."""
+        sink = build_sink(sink_config)
+        try:
+            return sink.probe()
+        finally:
+            sink.close()
+
+    # -- slot health ---------------------------------------------------------------------------
+    def _poll_slot(self) -> None:
+        conn: psycopg.Connection | None = None
+        while not self._stop.is_set():
+            slot = self.config.slot_name
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(
+                        self.config.connection_string,
+                        autocommit=True,
+                        options=session_options(),
+                        connect_timeout=5,
+                        application_name="wal2http-tui slot health",
+                    )
+                self._slot_health = read_slot_health(conn, slot)
+            except psycopg.Error as exc:
+                self._slot_health = SlotHealth(
+                    slot,
+                    exists=False,
+                    checked_at=time.time(),
+                    error=str(exc).strip().splitlines()[0],
+                )
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self._stop.wait(self._slot_interval)
+        if conn is not None:
+            conn.close()

@@ -1,1 +1,0 @@
-"""Local HTTP receivers for the demo, the tests and the benchmarks."""

@@ -1,0 +1,316 @@
+"""Turns the pgoutput message stream into committed transactions.
+
+Plain transactions arrive whole between Begin and Commit (already committed on the server).
+Streamed transactions (protocol 2+) arrive in chunks between StreamStart and StreamStop,
+interleaved with others, and are only handed on at StreamCommit; a StreamAbort drops them (or
+one aborted subtransaction's changes). Two-phase transactions are held from Prepare to Commit
+Prepared, and dropped at Rollback Prepared. Every transaction's changes live in a
+``ChangeBuffer``, which spills to disk, so no transaction size ever lives in RAM.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from wal2http_tui.replication.messages import (
+    TRUNCATE_CASCADE,
+    TRUNCATE_RESTART_IDENTITY,
+    Begin,
+    BeginPrepare,
+    Commit,
+    CommitPrepared,
+    Delete,
+    Insert,
+    Lsn,
+    Message,
+    Prepare,
+    ProtocolError,
+    Relation,
+    RelationInfo,
+    ReplicationMessage,
+    RollbackPrepared,
+    StreamAbort,
+    StreamCommit,
+    StreamPrepare,
+    StreamStart,
+    StreamStop,
+    Truncate,
+    TupleData,
+    Type,
+    Update,
+    Xid,
+)
+from wal2http_tui.replication.transactions import (
+    DEFAULT_MEMORY_LIMIT,
+    Change,
+    ChangeBuffer,
+    SpoolDirectory,
+    Transaction,
+)
+from wal2http_tui.replication.values import ValueConverter
+
+_orjson_dumps = orjson.dumps
+
+
+def _dumps(value: object) -> str:
+    """JSON text as str: orjson's bytes reserve 4 KiB each, a str copy is exact (and cheap)."""
+    return _orjson_dumps(value).decode()
+
+
+@dataclass
+class _Open:
+    """A transaction being received."""
+
+    xid: Xid
+    commit_lsn: Lsn
+    timestamp: int
+    changes: ChangeBuffer
+    streamed: bool = False
+
+
+class TransactionAssembler:
+    """Feeds on decoded messages; calls ``on_transaction`` with each committed transaction."""
+
+    def __init__(
+        self,
+        relations: dict[int, RelationInfo],
+        converter: ValueConverter,
+        spool_dir: Path | SpoolDirectory,
+        on_transaction: Callable[[Transaction], None],
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
+        self._relations = relations
+        self._converter = converter
+        self._spool_dir = spool_dir
+        self._on_transaction = on_transaction
+        self._memory_limit = memory_limit
+        self._current: _Open | None = None
+        self._streams: dict[Xid, _Open] = {}
+        self._prepared: dict[str, _Open] = {}
+        self._stream_xid: Xid | None = None
+        self._row_converters: dict[int, tuple[RelationInfo, Callable, tuple[str, ...]]] = {}
+
+    @property
+    def in_flight(self) -> bool:
+        """True while any transaction has been started but not yet committed or dropped."""
+        return self._current is not None or bool(self._streams) or bool(self._prepared)
+
+    def reset(self) -> None:
+        """Forget partial transactions (after a reconnect the server sends them again)."""
+        for open_tx in [self._current, *self._streams.values(), *self._prepared.values()]:
+            if open_tx is not None:
+                open_tx.changes.discard()
+        self._current = None
+        self._streams.clear()
+        self._prepared.clear()
+        self._stream_xid = None
+
+    # -- the message stream -------------------------------------------------------------------
+    def feed(self, message: ReplicationMessage) -> None:
+        kind = type(message)
+        if kind is Insert or kind is Update or kind is Delete:
+            self._append(message.xid, self._row_change(message))
+        elif kind is Begin:
+            self._current = self._open(message.xid, message.final_lsn, message.timestamp)
+        elif kind is Commit:
+            current = self._take_current("Commit")
+            self._emit(current, message.commit_lsn, message.end_lsn, message.timestamp)
+        elif kind is Truncate:
+            for change in self._truncate_changes(message):
+                self._append(message.xid, change)
+        elif kind is Message:
+            self._message(message)
+        elif kind is StreamStart:
+            self._stream_xid = message.xid
+            if message.xid not in self._streams:
+                self._streams[message.xid] = self._open(message.xid, 0, 0, streamed=True)
+        elif kind is StreamStop:
+            self._stream_xid = None
+        elif kind is StreamCommit:
+            stream = self._streams.pop(message.xid, None)
+            if stream is None:
+                raise ProtocolError("StreamCommit", 1, f"xid {message.xid} was never streamed")
+            self._emit(stream, message.commit_lsn, message.end_lsn, message.timestamp)
+        elif kind is StreamAbort:
+            self._stream_abort(message)
+        elif kind is BeginPrepare:
+            self._current = self._open(message.xid, message.prepare_lsn, message.timestamp)
+        elif kind is Prepare:
+            self._prepared[message.gid] = self._take_current("Prepare")
+        elif kind is StreamPrepare:
+            stream = self._streams.pop(message.xid, None)
+            if stream is not None:
+                self._prepared[message.gid] = stream
+        elif kind is CommitPrepared:
+            prepared = self._prepared.pop(message.gid, None)
+            if prepared is not None:
+                self._emit(prepared, message.commit_lsn, message.end_lsn, message.timestamp)
+        elif kind is RollbackPrepared:
+            prepared = self._prepared.pop(message.gid, None)
+            if prepared is not None:
+                prepared.changes.discard()
+        elif kind is Relation:
+            self._row_converters.pop(message.relation.oid, None)
+        elif kind is Type:
+            # A custom type was (re)announced: it may have changed (ALTER TYPE).
+            self._converter.invalidate()
+            self._row_converters.clear()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _open(self, xid: Xid, commit_lsn: Lsn, timestamp: int, *, streamed: bool = False) -> _Open:
+        buffer = ChangeBuffer(self._spool_dir, self._memory_limit)
+        return _Open(xid, commit_lsn, timestamp, buffer, streamed)
+
+    def _take_current(self, where: str) -> _Open:
+        current = self._current
+        if current is None:
+            raise ProtocolError(where, 0, "no transaction is open (Begin missing)")
+        self._current = None
+        return current
+
+    def _append(self, xid: Xid | None, change: Change) -> None:
+        if xid is not None:
+            stream = self._streams.get(self._stream_xid) if self._stream_xid is not None else None
+            if stream is None:
+                raise ProtocolError("change", 0, f"streamed change of xid {xid} outside a stream")
+            stream.changes.append(change, xid)
+            return
+        current = self._current
+        if current is None:
+            raise ProtocolError("change", 0, "row change outside a transaction (Begin missing)")
+        current.changes.append(change)
+
+    def _emit(self, open_tx: _Open, commit_lsn: Lsn, end_lsn: Lsn, timestamp: int) -> None:
+        open_tx.changes.finish()
+        self._on_transaction(
+            Transaction(
+                xid=open_tx.xid,
+                commit_lsn=commit_lsn or open_tx.commit_lsn,
+                end_lsn=end_lsn,
+                commit_time=timestamp or open_tx.timestamp,
+                changes=open_tx.changes,
+                streamed=open_tx.streamed,
+                received_at=time.time(),
+            )
+        )
+
+    def _stream_abort(self, message: StreamAbort) -> None:
+        stream = self._streams.get(message.xid)
+        if stream is None:
+            return
+        if message.subtransaction_xid in (message.xid, 0):
+            del self._streams[message.xid]
+            stream.changes.discard()
+        else:
+            stream.changes.abort_subtransaction(message.subtransaction_xid)
+
+    def _message(self, message: Message) -> None:
+        change = Change(
+            op="message",
+            schema="",
+            table="",
+            new=None,
+            old=None,
+            key=None,
+            extra={
+                "prefix": message.prefix,
+                "content": message.content,
+                "transactional": message.transactional,
+            },
+        )
+        if message.transactional:
+            self._append(message.xid, change)
+            return
+        # A non-transactional message stands alone: deliver it as its own unit at its LSN.
+        single = self._open(0, message.lsn, 0)
+        single.changes.append(change)
+        self._emit(single, message.lsn, message.lsn, 0)
+
+    def _relation(self, relation_id: int, where: str) -> RelationInfo:
+        relation = self._relations.get(relation_id)
+        if relation is None:
+            raise ProtocolError(where, 1, f"relation {relation_id} was never announced")
+        return relation
+
+    def _convert(self, relation: RelationInfo) -> tuple[Callable, tuple[str, ...]]:
+        """The relation's row converter and key columns, built once per Relation message."""
+        cached = self._row_converters.get(relation.oid)
+        if cached is not None and cached[0] is relation:
+            return cached[1], cached[2]
+        converter = self._converter.row_converter(relation)
+        keys = self._converter.key_columns(relation)
+        self._row_converters[relation.oid] = (relation, converter, keys)
+        return converter, keys
+
+    def _row_change(self, message: Insert | Update | Delete) -> Change:
+        relation = self._relation(message.relation_id, type(message).__name__)
+        convert, keys = self._convert(relation)
+        if type(message) is Insert:
+            new, toast = convert(message.tuple_data)
+            return Change(
+                "insert",
+                relation.schema,
+                relation.table,
+                _dumps(new),
+                None,
+                _key(new, keys),
+                tuple(toast),
+            )
+        if type(message) is Update:
+            old_tuple = message.old_tuple_data
+            old = self._old_row(convert, message.key_type, old_tuple, keys)
+            full_old = old_tuple if message.key_type == "O" else None
+            new, toast = convert(message.new_tuple_data, old=full_old)
+            return Change(
+                "update",
+                relation.schema,
+                relation.table,
+                _dumps(new),
+                None if old is None else _dumps(old),
+                _key(new, keys),
+                tuple(toast),
+            )
+        old = self._old_row(convert, message.key_type, message.tuple_data, keys)
+        return Change(
+            "delete",
+            relation.schema,
+            relation.table,
+            None,
+            None if old is None else _dumps(old),
+            _key(old or {}, keys),
+        )
+
+    @staticmethod
+    def _old_row(
+        convert: Callable, key_type: str | None, old_tuple: TupleData | None, keys: tuple[str, ...]
+    ) -> dict | None:
+        if old_tuple is None:
+            return None
+        row, _ = convert(old_tuple)
+        if key_type == "K":
+            return {name: row[name] for name in keys if name in row}
+        return row
+
+    def _truncate_changes(self, message: Truncate) -> list[Change]:
+        extra = {
+            "cascade": bool(message.flags & TRUNCATE_CASCADE),
+            "restart_identity": bool(message.flags & TRUNCATE_RESTART_IDENTITY),
+        }
+        changes = []
+        for relation_id in message.relation_ids:
+            relation = self._relation(relation_id, "Truncate")
+            changes.append(
+                Change("truncate", relation.schema, relation.table, None, None, None, (), extra)
+            )
+        return changes
+
+
+def _key(row: dict, keys: tuple[str, ...]) -> str | None:
+    if not keys:
+        return None
+    return _dumps({name: row.get(name) for name in keys})

@@ -1,0 +1,242 @@
+"""Pre-flight: everything PostgreSQL must provide before streaming, each failure with its fix.
+
+Runs on a normal (non-replication) psycopg connection: server version, ``wal_level``, the role's
+REPLICATION attribute, database encoding, the publication (created when missing and allowed),
+and the slot (created when missing and allowed; must use ``pgoutput``, live in this database,
+and not be invalidated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from wal2http_tui.config.loader import split_table_name
+from wal2http_tui.replication.messages import Lsn, parse_lsn
+
+MIN_SERVER_VERSION = 100000
+
+
+class PreflightError(Exception):
+    """A check failed; the message says what is wrong and how to fix it."""
+
+    def __init__(self, check: str, message: str, *, fatal: bool = True) -> None:
+        super().__init__(message)
+        self.check = check
+        self.fatal = fatal
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    check: str
+    ok: bool
+    message: str
+
+
+@dataclass
+class PreflightReport:
+    server_version: int = 0
+    database: str = ""
+    host: str = ""
+    slot_confirmed_lsn: Lsn = 0
+    slot_created: bool = False
+    publication_created: bool = False
+    lines: list[CheckLine] = field(default_factory=list)
+
+    def passed(self, check: str, message: str) -> None:
+        self.lines.append(CheckLine(check, True, message))
+
+
+def table_identifiers(tables: Sequence[str]) -> list[sql.Composable]:
+    """``schema.table`` or ``table`` -> quoted identifiers, for CREATE PUBLICATION."""
+    return [sql.Identifier(*split_table_name(name)) for name in tables]
+
+
+def run_preflight(
+    connect: Callable[[], psycopg.Connection],
+    *,
+    slot_name: str,
+    publication_name: str,
+    tables: Sequence[str] | None = None,
+    create_publication: bool = True,
+    create_slot: bool = True,
+    dry_run: bool = False,
+) -> PreflightReport:
+    """Run every check in order; raises PreflightError at the first failure.
+
+    ``dry_run`` (for ``check``) creates nothing: a missing publication or slot that would be
+    created at start passes with a note.
+    """
+    report = PreflightReport()
+    try:
+        conn = connect()
+    except psycopg.Error as exc:
+        raise PreflightError(
+            "connection",
+            f"cannot connect to PostgreSQL: {str(exc).strip()} (check connection_string)",
+        ) from exc
+    with conn:
+        conn.autocommit = True
+        report.server_version = conn.info.server_version
+        report.database = conn.info.dbname
+        report.host = conn.info.host
+        report.passed("connection", f"connected to {report.host} database {report.database}")
+        _check_version(report)
+        _check_wal_level(conn, report)
+        _check_role(conn, report)
+        _check_encoding(conn, report)
+        _check_publication(conn, report, publication_name, tables, create_publication, dry_run)
+        _check_slot(conn, report, slot_name, create_slot, dry_run)
+    return report
+
+
+def _check_version(report: PreflightReport) -> None:
+    version = report.server_version
+    if version < MIN_SERVER_VERSION:
+        raise PreflightError(
+            "server version",
+            f"PostgreSQL {version // 10000} is too old: pgoutput logical replication needs "
+            "PostgreSQL 10 or newer; upgrade the server",
+        )
+    report.passed("server version", f"PostgreSQL {version // 10000}.{version % 10000}")
+
+
+def _check_wal_level(conn: psycopg.Connection, report: PreflightReport) -> None:
+    level = conn.execute("SHOW wal_level").fetchone()[0]
+    if level != "logical":
+        raise PreflightError(
+            "wal_level",
+            f"wal_level is '{level}': set wal_level = logical and restart PostgreSQL",
+        )
+    report.passed("wal_level", "wal_level = logical")
+
+
+def _check_role(conn: psycopg.Connection, report: PreflightReport) -> None:
+    role, can_replicate, is_super = conn.execute(
+        "SELECT rolname, rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if not (can_replicate or is_super):
+        raise PreflightError(
+            "role",
+            f"role {role} may not start replication: run ALTER ROLE {role} WITH REPLICATION "
+            "as a superuser (or connect as a role that has it)",
+        )
+    report.passed("role", f"role {role} has {'SUPERUSER' if is_super else 'REPLICATION'}")
+
+
+def _check_encoding(conn: psycopg.Connection, report: PreflightReport) -> None:
+    encoding = conn.execute("SHOW server_encoding").fetchone()[0]
+    if encoding not in ("UTF8", "SQL_ASCII"):
+        raise PreflightError(
+            "encoding",
+            f"database encoding is {encoding}: wal2http-tui delivers JSON and needs a UTF8 "
+            "database (pgoutput sends values in the database encoding)",
+        )
+    report.passed("encoding", f"server_encoding = {encoding}")
+
+
+def _check_publication(
+    conn: psycopg.Connection,
+    report: PreflightReport,
+    name: str,
+    tables: Sequence[str] | None,
+    create: bool,
+    dry_run: bool,
+) -> None:
+    row = conn.execute("SELECT puballtables FROM pg_publication WHERE pubname = %s", (name,))
+    found = row.fetchone()
+    if found is not None:
+        scope = "all tables" if found[0] else "selected tables"
+        report.passed("publication", f"publication {name} exists ({scope})")
+        return
+    if not create:
+        raise PreflightError(
+            "publication",
+            f"publication {name} does not exist: run CREATE PUBLICATION {name} FOR ALL TABLES "
+            "(or list tables), or set create_publication = true",
+        )
+    if dry_run:
+        report.passed("publication", f"publication {name} does not exist yet; created at start")
+        return
+    if tables:
+        statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+            sql.Identifier(name), sql.SQL(", ").join(table_identifiers(tables))
+        )
+    else:
+        statement = sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(name))
+    try:
+        conn.execute(statement)
+    except psycopg.Error as exc:
+        raise PreflightError(
+            "publication",
+            f"cannot create publication {name}: {str(exc).strip()} (create it as a superuser "
+            "or the tables' owner, or fix `tables`)",
+        ) from exc
+    report.publication_created = True
+    report.passed(
+        "publication", f"publication {name} created ({', '.join(tables or ['all tables'])})"
+    )
+
+
+def _check_slot(
+    conn: psycopg.Connection, report: PreflightReport, name: str, create: bool, dry_run: bool
+) -> None:
+    has_wal_status = report.server_version >= 130000
+    columns = "plugin, slot_type, database, confirmed_flush_lsn::text"
+    columns += ", wal_status" if has_wal_status else ", NULL"
+    row = conn.execute(
+        f"SELECT {columns} FROM pg_replication_slots WHERE slot_name = %s", (name,)
+    ).fetchone()
+    if row is None:
+        if not create:
+            raise PreflightError(
+                "slot",
+                f"replication slot {name} does not exist: run SELECT "
+                f"pg_create_logical_replication_slot('{name}', 'pgoutput'), or set "
+                "create_slot = true",
+            )
+        if dry_run:
+            report.passed("slot", f"slot {name} does not exist yet; created at start")
+            return
+        try:
+            created = conn.execute(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (name,)
+            ).fetchone()
+        except psycopg.Error as exc:
+            raise PreflightError(
+                "slot",
+                f"cannot create replication slot {name}: {str(exc).strip()} "
+                "(check max_replication_slots)",
+            ) from exc
+        report.slot_created = True
+        report.slot_confirmed_lsn = parse_lsn(created[0])
+        report.passed("slot", f"slot {name} created at {created[0]}")
+        return
+    plugin, slot_type, database, confirmed, wal_status = row
+    if slot_type != "logical" or plugin != "pgoutput":
+        raise PreflightError(
+            "slot",
+            f"replication slot {name} is a {slot_type} slot using {plugin or 'no plugin'}, not "
+            f"pgoutput: choose another slot_name, or drop it with "
+            f"SELECT pg_drop_replication_slot('{name}')",
+        )
+    if database != report.database:
+        raise PreflightError(
+            "slot",
+            f"replication slot {name} belongs to database {database}, not {report.database}: "
+            "connect to that database or choose another slot_name",
+        )
+    if wal_status == "lost":
+        raise PreflightError(
+            "slot",
+            f"replication slot {name} is invalidated (wal_status = lost): the WAL it needed was "
+            "removed, so changes since its last confirmed position are gone. Drop and recreate "
+            f"it (SELECT pg_drop_replication_slot('{name}')) and resynchronise the receivers; "
+            "raise max_slot_wal_keep_size to keep this from happening again",
+        )
+    report.slot_confirmed_lsn = parse_lsn(confirmed) if confirmed else 0
+    status = f", wal_status = {wal_status}" if wal_status else ""
+    report.passed("slot", f"slot {name} uses pgoutput, confirmed up to {confirmed}{status}")

@@ -1,0 +1,408 @@
+"""ReplicationStream: one slot of one database, read until stopped, as committed transactions.
+
+``run()`` (usually on a thread of its own, see ``start()``) does the pre-flight, opens the
+replication connection, streams, decodes and assembles committed transactions, and hands each
+to its ``TransactionHandler`` (the engine's sinks). It reconnects by itself with backoff, waits
+as a hot standby while another process holds the slot, and confirms to PostgreSQL only what the
+handler says is finished. It knows nothing about sinks or any UI: readers poll ``snapshot()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import psycopg
+
+from wal2http_tui.config.loader import ReplicationConfig
+from wal2http_tui.replication.assembler import TransactionAssembler
+from wal2http_tui.replication.decoder import PgOutputDecoder
+from wal2http_tui.replication.messages import (
+    ProtocolError,
+    ReplicationMessage,
+    format_lsn,
+    pg_timestamp_to_datetime,
+)
+from wal2http_tui.replication.preflight import PreflightError, run_preflight
+from wal2http_tui.replication.state import EngineState, ReplicationState, StateSnapshot
+from wal2http_tui.replication.transactions import SpoolDirectory, Transaction
+from wal2http_tui.replication.transport import (
+    KEEPALIVE,
+    PAYLOAD_OFFSET,
+    XLOGDATA_HEADER,
+    ReplicationConnection,
+    ReplicationError,
+    SlotInUse,
+    replication_conninfo,
+)
+from wal2http_tui.replication.values import TypeCatalog, ValueConverter, session_options
+
+log = logging.getLogger("wal2http_tui.server")
+
+RECONNECT_FIRST_DELAY = 1.0
+RECONNECT_MAX_DELAY = 30.0
+STANDBY_RETRY_DELAY = 3.0
+READ_TIMEOUT = 0.25  # the loop checks its stop event at least this often
+MAX_SILENT_FEEDBACK_SECS = 5.0  # while blocked or paused, still tell the server we are alive
+
+NO_CONSUMER = (
+    "no enabled sink: not streaming, because changes read with nowhere to send them "
+    "would be lost; enable a sink (enabled = true) in the configuration"
+)
+
+
+class FatalReplicationError(Exception):
+    """A problem reconnecting will not fix (pre-flight failure other than connecting)."""
+
+
+class TransactionHandler(Protocol):
+    """Where the stream's committed transactions go, and how far they are done with.
+
+    The acknowledgement rule lives behind ``confirmed_lsn``: the stream confirms to PostgreSQL
+    nothing beyond it (and, while the handler is ``idle`` and no transaction is open, the WAL
+    position of the server's keepalives, which carry no changes).
+    """
+
+    @property
+    def consumers(self) -> int:
+        """How many sinks take the transactions (the stream refuses to run with none)."""
+        ...
+
+    @property
+    def dispatched_lsn(self) -> int:
+        """End LSN of the last transaction handed over (a resent one at or below is dropped)."""
+        ...
+
+    @property
+    def idle(self) -> bool:
+        """Nothing handed over is unfinished."""
+        ...
+
+    def start_delivery(self) -> None: ...
+
+    def stop_delivery(self, drain_timeout: float) -> None:
+        """Finish what was handed over, for at most ``drain_timeout`` seconds."""
+        ...
+
+    def set_source(self, system_id: str, database: str) -> None:
+        """The server the transactions come from (part of every event id)."""
+        ...
+
+    def dispatch(
+        self, tx: Transaction, keep_alive: Callable[[], None], stopped: Callable[[], bool]
+    ) -> bool:
+        """Take ``tx``; may block (backpressure), calling ``keep_alive`` meanwhile."""
+        ...
+
+    def confirmed_lsn(self) -> int:
+        """The highest end LSN that may be confirmed to PostgreSQL."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProtocolChoice:
+    version: int
+    options: dict[str, str]
+    parallel_streaming: bool
+
+
+def protocol_options(server_version: int, publication: str) -> ProtocolChoice:
+    """pgoutput options for the server: proto 1 (10-13), 2 + streaming (14), 3 (15), 4 (16+)."""
+    major = server_version // 10000
+    if major >= 16:
+        version, streaming = 4, "parallel"
+    elif major == 15:
+        version, streaming = 3, "on"
+    elif major == 14:
+        version, streaming = 2, "on"
+    else:
+        version, streaming = 1, None
+    options = {"proto_version": str(version), "publication_names": publication}
+    if streaming:
+        options["streaming"] = streaming
+    if major >= 14:
+        options["messages"] = "true"
+    return ProtocolChoice(version, options, streaming == "parallel")
+
+
+def reconnect_delay(attempt: int) -> float:
+    """1 s doubling to 30 s, with +-20% jitter."""
+    base = min(RECONNECT_MAX_DELAY, RECONNECT_FIRST_DELAY * 2 ** max(0, attempt - 1))
+    return base * random.uniform(0.8, 1.2)
+
+
+class ReplicationStream:
+    """Streams one slot of one database to a ``TransactionHandler``."""
+
+    def __init__(
+        self,
+        config: ReplicationConfig,
+        handler: TransactionHandler,
+        *,
+        spool_memory_limit: int | None = None,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.state = ReplicationState(
+            slot_name=config.slot_name, publication_name=config.publication_name
+        )
+        self.drain_timeout = drain_timeout
+        self._stop = threading.Event()
+        self._paused = False
+        self._thread: threading.Thread | None = None
+        self._conn: ReplicationConnection | None = None
+        self._spool = SpoolDirectory()
+        self._converter = ValueConverter(TypeCatalog(self._connect_sql))
+        assembler_kwargs = {}
+        if spool_memory_limit is not None:
+            assembler_kwargs["memory_limit"] = spool_memory_limit
+        self._assembler = TransactionAssembler(
+            self.state.relations,
+            self._converter,
+            self._spool,
+            self._on_transaction,
+            **assembler_kwargs,
+        )
+        self._idle_lsn = 0
+        self._last_feedback = 0.0
+        self.fatal_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run the replication loop on a thread of its own."""
+        self._thread = threading.Thread(target=self._run_guarded, name="replication", daemon=True)
+        self.handler.start_delivery()
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop reading, let sinks finish in-flight deliveries (bounded), confirm, disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout if timeout is not None else self.drain_timeout + 15)
+
+    @property
+    def running(self) -> bool:
+        """True while the replication thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def pause(self) -> None:
+        self._paused = True
+        self.state.set_state(EngineState.PAUSED, "paused by operator")
+
+    def resume(self) -> None:
+        self._paused = False
+        self.state.set_state(EngineState.STREAMING, "")
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def snapshot(self) -> StateSnapshot:
+        return self.state.snapshot()
+
+    def set_flushed_lsn(self, lsn: int) -> None:
+        """Move the position confirmed to PostgreSQL forward (never backwards)."""
+        if lsn > self.state.flushed_lsn:
+            self.state.flushed_lsn = lsn
+
+    def _run_guarded(self) -> None:
+        try:
+            self.run()
+        except FatalReplicationError:
+            pass
+        except Exception as exc:  # the thread must never die silently
+            log.exception("replication loop crashed")
+            self.state.set_state(EngineState.ERROR, str(exc), error=str(exc))
+
+    def run(self) -> None:
+        """The replication loop, in the calling thread, until ``stop()``."""
+        if not self.handler.consumers:
+            self.fatal_error = NO_CONSUMER
+            self.state.set_state(EngineState.ERROR, NO_CONSUMER, error=NO_CONSUMER)
+            raise FatalReplicationError(NO_CONSUMER)
+        self.handler.start_delivery()
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._connect_and_stream()
+                    return
+                except SlotInUse as exc:
+                    attempt = 0
+                    detail = f"slot in use by pid {exc.pid}"
+                    self.state.set_state(EngineState.STANDBY, detail, error=str(exc))
+                    self._wait(STANDBY_RETRY_DELAY)
+                except PreflightError as exc:
+                    if exc.check != "connection":
+                        self.fatal_error = str(exc)
+                        self.state.set_state(EngineState.ERROR, str(exc), error=str(exc))
+                        raise FatalReplicationError(str(exc)) from exc
+                    attempt += 1
+                    self._backoff(attempt, str(exc))
+                except (ReplicationError, ProtocolError, psycopg.Error, OSError) as exc:
+                    attempt += 1
+                    self._backoff(attempt, str(exc))
+                finally:
+                    self._close_connection()
+        finally:
+            self.handler.stop_delivery(self.drain_timeout)
+            self.state.set_state(EngineState.STOPPED, "")
+            self._spool.cleanup()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _connect_sql(self) -> psycopg.Connection:
+        return psycopg.connect(
+            self.config.connection_string, autocommit=True, options=session_options()
+        )
+
+    def _backoff(self, attempt: int, error: str) -> None:
+        delay = reconnect_delay(attempt)
+        self.state.next_retry_at = time.time() + delay
+        self.state.reconnect_attempt = attempt
+        detail = f"attempt {attempt}, next in {delay:.0f}s, last error: {error}"
+        self.state.set_state(EngineState.RECONNECTING, detail, error=error)
+        self._assembler.reset()
+        self._wait(delay)
+
+    def _wait(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connect_and_stream(self) -> None:
+        self.state.set_state(EngineState.CONNECTING, "pre-flight")
+        report = run_preflight(
+            self._connect_sql,
+            slot_name=self.config.slot_name,
+            publication_name=self.config.publication_name,
+            tables=self.config.tables,
+            create_publication=self.config.create_publication,
+            create_slot=self.config.create_slot,
+        )
+        self.set_flushed_lsn(report.slot_confirmed_lsn)
+        self.state.host = report.host
+        conninfo = replication_conninfo(
+            self.config.connection_string,
+            options=session_options(),
+            application_name="wal2http-tui",
+        )
+        conn = ReplicationConnection(conninfo)
+        self._conn = conn
+        self.state.set_state(EngineState.CONNECTING, "replication connection")
+        identity = conn.connect()
+        self.state.system_id = identity.system_id
+        self.state.database = identity.database
+        self.handler.set_source(identity.system_id, identity.database)
+        choice = protocol_options(conn.server_version, self.config.publication_name)
+        self.state.server_version = conn.server_version
+        self.state.protocol_version = choice.version
+        self.state.timeline = identity.timeline
+        decoder = PgOutputDecoder(
+            self.state.relations, self.state.types, parallel_streaming=choice.parallel_streaming
+        )
+        self._assembler.reset()
+        start_lsn = max(self.handler.dispatched_lsn, 0)
+        conn.start(self.config.slot_name, start_lsn, choice.options)
+        self.state.reconnect_attempt = 0
+        self.state.next_retry_at = None
+        self.state.set_state(
+            EngineState.PAUSED if self._paused else EngineState.STREAMING,
+            f"protocol {choice.version}",
+        )
+        log.info(
+            "streaming slot %s from %s (protocol %d, PostgreSQL %d)",
+            self.config.slot_name,
+            format_lsn(max(start_lsn, self.state.flushed_lsn)),
+            choice.version,
+            conn.server_version // 10000,
+        )
+        self._stream(conn, decoder)
+
+    def _stream(self, conn: ReplicationConnection, decoder: PgOutputDecoder) -> None:
+        state = self.state
+        decode = decoder.decode
+        feed = self._assembler.feed
+        unpack_xlog = XLOGDATA_HEADER.unpack_from
+        interval = float(self.config.feedback_interval_secs)
+        self._send_feedback(conn)
+        while not self._stop.is_set():
+            if self._paused:
+                self._keep_alive(conn)
+                self._stop.wait(READ_TIMEOUT)
+                continue
+            data = conn.read(READ_TIMEOUT)
+            if data is not None:
+                tag = data[0]
+                if tag == 0x77:  # 'w' XLogData
+                    start, end, _ = unpack_xlog(data, 1)
+                    if start > state.received_lsn:
+                        state.received_lsn = start
+                    state.server_wal_end = end
+                    state.messages += 1
+                    state.bytes += len(data)
+                    feed(decode(data, PAYLOAD_OFFSET))
+                elif tag == 0x6B:  # 'k' primary keepalive
+                    wal_end, _, reply = KEEPALIVE.unpack_from(data, 1)
+                    if wal_end > state.server_wal_end:
+                        state.server_wal_end = wal_end
+                    if not self._assembler.in_flight and self.handler.idle:
+                        self._idle_lsn = max(self._idle_lsn, wal_end)
+                    if reply:
+                        self._send_feedback(conn)
+                        continue
+            if time.monotonic() - self._last_feedback >= interval:
+                self._send_feedback(conn)
+        self._finish(conn)
+
+    def _finish(self, conn: ReplicationConnection) -> None:
+        """Stop requested: let sinks drain (bounded), then send the final confirmation."""
+        self.handler.stop_delivery(self.drain_timeout)
+        try:
+            self._send_feedback(conn)
+        except ReplicationError as exc:
+            log.warning("final feedback not sent: %s", exc)
+        log.info("stopped; confirmed %s", format_lsn(self.state.flushed_lsn))
+
+    def _update_flushed(self) -> None:
+        confirmed = self.handler.confirmed_lsn()
+        if self.handler.idle and not self._assembler.in_flight:
+            confirmed = max(confirmed, self._idle_lsn)
+        self.set_flushed_lsn(confirmed)
+
+    def _send_feedback(self, conn: ReplicationConnection) -> None:
+        self._update_flushed()
+        conn.send_status(self.state.flushed_lsn)
+        self._last_feedback = time.monotonic()
+        self.state.last_feedback_time = time.time()
+
+    def _keep_alive(self, conn: ReplicationConnection | None = None) -> None:
+        """While not reading (paused, or blocked on a full queue): keep feedback flowing."""
+        conn = conn or self._conn
+        interval = min(float(self.config.feedback_interval_secs), MAX_SILENT_FEEDBACK_SECS)
+        if conn is not None and time.monotonic() - self._last_feedback >= interval:
+            self._send_feedback(conn)
+
+    def process_replication_message(self, message: ReplicationMessage) -> None:
+        """Feed one decoded message (the loop does this for every XLogData it receives)."""
+        self._assembler.feed(message)
+
+    def _on_transaction(self, tx: Transaction) -> None:
+        state = self.state
+        if tx.end_lsn <= self.handler.dispatched_lsn:
+            tx.changes.discard()  # already queued at every sink before a reconnect
+            return
+        state.transactions += 1
+        state.changes += tx.size
+        state.last_commit_lsn = tx.commit_lsn
+        if tx.commit_time:
+            state.last_commit_time = pg_timestamp_to_datetime(tx.commit_time).timestamp()
+        self.handler.dispatch(tx, self._keep_alive, self._stop.is_set)

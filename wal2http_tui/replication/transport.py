@@ -1,0 +1,197 @@
+"""The replication connection: psycopg 3's ``pq`` layer speaking the streaming replication protocol.
+
+psycopg's high-level API has no replication support, but its ``pq`` layer streams COPY BOTH:
+``IDENTIFY_SYSTEM``, ``START_REPLICATION SLOT s LOGICAL ...``, then ``get_copy_data`` for XLogData
+('w') and primary keepalives ('k'), and ``put_copy_data`` for standby status updates ('r').
+Every wait is bounded, so the thread that owns the connection can always be stopped promptly.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import struct
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from wal2http_tui.replication.messages import PG_EPOCH, Lsn, format_lsn
+
+XLOGDATA_HEADER = struct.Struct(">QQQ")  # after 'w': wal start, wal end, server time
+KEEPALIVE = struct.Struct(">QQB")  # after 'k': wal end, server time, reply requested
+STANDBY_STATUS = struct.Struct(">cQQQqB")  # 'r', write, flush, apply, client time, reply now
+PAYLOAD_OFFSET = 1 + XLOGDATA_HEADER.size  # where the pgoutput message starts in a 'w' buffer
+
+_EPOCH_OFFSET_US = int(PG_EPOCH.timestamp()) * 1_000_000
+
+
+class ReplicationError(Exception):
+    """The replication connection failed (the server loop reconnects with backoff)."""
+
+
+class SlotInUse(ReplicationError):
+    """The slot is streaming to another process (``replication slot ... is active for PID n``)."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+@dataclass(frozen=True)
+class SystemIdentity:
+    system_id: str
+    timeline: int
+    xlogpos: Lsn
+    database: str
+
+
+def now_pg_micros() -> int:
+    """Now, as microseconds since the PostgreSQL epoch (2000-01-01 UTC)."""
+    return time.time_ns() // 1000 - _EPOCH_OFFSET_US
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def replication_conninfo(dsn: str, *, options: str, application_name: str) -> str:
+    """The user's DSN plus ``replication=database``, our session options and a connect timeout."""
+    params = conninfo_to_dict(dsn)
+    extra_options = params.get("options")
+    merged_options = f"{extra_options} {options}".strip() if extra_options else options
+    kwargs: dict[str, str] = {"replication": "database", "options": merged_options}
+    if "application_name" not in params:
+        kwargs["application_name"] = application_name
+    if "connect_timeout" not in params:
+        kwargs["connect_timeout"] = "10"
+    return make_conninfo(dsn, **kwargs)
+
+
+_ACTIVE_PID = re.compile(r"is active for PID (\d+)")
+
+
+class ReplicationConnection:
+    """One replication session: connect, identify, start streaming, read, acknowledge."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: pq.PGconn | None = None
+        self.identity: SystemIdentity | None = None
+
+    # -- setup -------------------------------------------------------------------------------
+    def connect(self) -> SystemIdentity:
+        conn = pq.PGconn.connect(self._conninfo.encode())
+        if conn.status != pq.ConnStatus.OK:
+            message = _error_text(conn)
+            conn.finish()
+            raise ReplicationError(f"cannot open a replication connection: {message}")
+        self._conn = conn
+        result = self._command("IDENTIFY_SYSTEM")
+        self.identity = SystemIdentity(
+            system_id=_text(result.get_value(0, 0)),
+            timeline=int(_text(result.get_value(0, 1))),
+            xlogpos=_parse_lsn_bytes(result.get_value(0, 2)),
+            database=_text(result.get_value(0, 3)),
+        )
+        return self.identity
+
+    @property
+    def server_version(self) -> int:
+        assert self._conn is not None
+        return self._conn.server_version
+
+    def start(self, slot: str, start_lsn: Lsn, options: dict[str, str]) -> None:
+        """``START_REPLICATION SLOT slot LOGICAL lsn (options)``; raises SlotInUse when taken."""
+        assert self._conn is not None
+        rendered = ", ".join(f"{quote_ident(k)} {quote_literal(v)}" for k, v in options.items())
+        command = (
+            f"START_REPLICATION SLOT {quote_ident(slot)} LOGICAL {format_lsn(start_lsn)}"
+            f" ({rendered})"
+        )
+        result = self._conn.exec_(command.encode())
+        if result.status != pq.ExecStatus.COPY_BOTH:
+            message = _result_error(result) or _error_text(self._conn)
+            active = _ACTIVE_PID.search(message)
+            if active:
+                raise SlotInUse(message, int(active.group(1)))
+            raise ReplicationError(f"START_REPLICATION failed: {message}")
+
+    # -- streaming ---------------------------------------------------------------------------
+    def read(self, timeout: float) -> memoryview | bytes | None:
+        """The next CopyData message, or None if nothing arrived within ``timeout`` seconds."""
+        conn = self._conn
+        assert conn is not None
+        deadline = None
+        while True:
+            nbytes, data = conn.get_copy_data(1)
+            if nbytes > 0:
+                return data
+            if nbytes == 0:
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                try:
+                    readable, _, _ = select.select([conn.socket], [], [], remaining)
+                    conn.consume_input()
+                except (OSError, psycopg.OperationalError) as exc:
+                    raise ReplicationError(f"connection lost: {_error_text(conn) or exc}") from exc
+                if not readable:
+                    return None
+                continue
+            if nbytes == -1:
+                result = conn.get_result()
+                message = (_result_error(result) if result else "") or _error_text(conn)
+                raise ReplicationError(f"server ended replication: {message or 'no reason given'}")
+            raise ReplicationError(f"connection lost: {_error_text(conn) or 'unknown error'}")
+
+    def send_status(self, lsn: Lsn, *, reply: bool = False) -> None:
+        """Standby status update: write = flush = apply = ``lsn``."""
+        conn = self._conn
+        assert conn is not None
+        message = STANDBY_STATUS.pack(b"r", lsn, lsn, lsn, now_pg_micros(), 1 if reply else 0)
+        try:
+            if conn.put_copy_data(message) != 1 or conn.flush() != 0:
+                raise ReplicationError(f"cannot send feedback: {_error_text(conn)}")
+        except psycopg.OperationalError as exc:
+            raise ReplicationError(f"cannot send feedback: {_error_text(conn) or exc}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.finish()
+            self._conn = None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _command(self, sql: str) -> pq.PGresult:
+        assert self._conn is not None
+        result = self._conn.exec_(sql.encode())
+        if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+            raise ReplicationError(f"{sql} failed: {_result_error(result)}")
+        return result
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode() if value is not None else ""
+
+
+def _parse_lsn_bytes(value: bytes | None) -> Lsn:
+    high, _, low = _text(value).partition("/")
+    return (int(high, 16) << 32) | int(low, 16) if low else 0
+
+
+def _error_text(conn: pq.PGconn) -> str:
+    return conn.get_error_message().strip()
+
+
+def _result_error(result: pq.PGresult | None) -> str:
+    if result is None:
+        return ""
+    return result.get_error_message().strip()
