@@ -40,6 +40,7 @@ from pathlib import Path
 import psycopg
 
 from wal2http_tui.demo import throwaway
+from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.stream import protocol_options
 
 HERE = Path(__file__).resolve().parent
@@ -62,11 +63,6 @@ TABLE = (
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def lsn(text: str) -> int:
-    high, low = text.split("/")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
 def write_rows(dsn: str, first: int, count: int, per_tx: int) -> str:
     """Insert ``count`` rows in transactions of ``per_tx``; returns the WAL position after."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -100,7 +96,7 @@ def confirmed(dsn: str, slot: str) -> int:
             "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
             (slot,),
         ).fetchone()
-    return lsn(row[0]) if row and row[0] else 0
+    return parse_lsn(row[0]) if row and row[0] else 0
 
 
 def peak_rss_kb(pid: int) -> int:
@@ -272,7 +268,7 @@ def bulk_run(cluster, dsn: str, version: int, rows: int, per_tx: int, run: int, 
     drop_slots(dsn)
     create_slots(dsn, slots)
     end_text = write_rows(dsn, first, rows, per_tx)
-    end = lsn(end_text)  # confirmed once delivered: an idle slot is advanced to the WAL end
+    end = parse_lsn(end_text)  # confirmed once delivered: an idle slot is advanced to the WAL end
     result: dict = {"ceiling_s": ceiling(cluster, dsn, slots[0], end_text, version)}
     engine = engine_only(dsn, slots[1], rows)
     result["engine_s"], result["engine_rss_mb"] = engine["seconds"], engine["peak_rss_mb"]
@@ -308,7 +304,7 @@ def per_event_run(dsn: str, rows: int, run: int, first: int) -> float:
     slot = f"per_event_{run}"
     drop_slots(dsn)
     create_slots(dsn, [slot])
-    end = lsn(write_rows(dsn, first, rows, 100))
+    end = parse_lsn(write_rows(dsn, first, rows, 100))
     receiver = Receiver()
     try:
         result = run_headless(
@@ -327,7 +323,7 @@ def hook0_run(dsn: str, rows: int, run: int, first: int) -> float:
     slot = f"hook0_{run}"
     drop_slots(dsn)
     create_slots(dsn, [slot])
-    end = lsn(write_rows(dsn, first, rows, 100))
+    end = parse_lsn(write_rows(dsn, first, rows, 100))
     application, token = "0b9c5a1e-5c62-4b8e-9a4f-3c7e2d1f0a11", "bench-token"
     port_file = scratch("hook0") / "port"
     fake = subprocess.Popen(

@@ -13,6 +13,17 @@ from wal2http_tui.demo import throwaway
 
 SERVERS = throwaway.available_servers()
 _database_numbers = itertools.count(1)
+SLOW_FOLDERS = ("integration", "reliability")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow``: a test that needs a PostgreSQL cluster or real processes (everything under
+    integration/ and reliability/, and any test using the cluster), so that
+    ``pytest -m "not slow"`` runs the rest in well under a minute."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in SLOW_FOLDERS or "pg_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

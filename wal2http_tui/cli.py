@@ -11,7 +11,9 @@ from pathlib import Path
 
 from wal2http_tui import __version__
 from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
-from wal2http_tui.config.loader import ConfigError, ReplicationConfig, load_config
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.loader import load_config
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.demo import throwaway
 
 DEFAULT_CONFIG = "wal2http.toml"
@@ -57,15 +59,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from wal2http_tui.engine.check import FAIL, run_check
+    from wal2http_tui.engine.check import run_check
 
     config = _load(args)
 
     def emit(status: str, check: str, message: str) -> None:
-        mark = {"ok": "ok  ", FAIL: "FAIL", "note": "note"}[status]
-        print(f"[{mark}] {check}: {message}", flush=True)
+        print(f"[{status:<4}] {check}: {message}", flush=True)
 
-    return EXIT_OK if run_check(config, emit) else EXIT_FAILURE
+    outcome = run_check(config, emit)
+    if outcome.refused:
+        return EXIT_CONFIG_ERROR
+    return EXIT_FAILURE if outcome.failed else EXIT_OK
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:

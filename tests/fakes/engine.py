@@ -1,5 +1,5 @@
-"""A deterministic stand-in for ``wal2http_tui.engine.Engine``, and the world the terminal UI's
-tests run it in.
+"""A deterministic ``EngineControls`` (the contract the terminal UI drives, as the real
+``Engine`` keeps it), and the world the terminal UI's tests run it in.
 
 Fixed numbers (three sinks: healthy, retrying, failing; six transactions with mixed marks;
 attempts, a dead letter, slot health, log lines), a clock that only moves when told, and a
@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import SAMPLE_CONFIG
-from wal2http_tui.config.loader import EventSinkConfig, ReplicationConfig, load_config
+from wal2http_tui.config.loader import load_config
+from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetter
-from wal2http_tui.engine.facade import Engine, SlotHealth
+from wal2http_tui.engine.controls import CheckLine, EngineControls, SlotHealth
+from wal2http_tui.engine.facade import Engine
 from wal2http_tui.event_sinks.event_processor import event_id
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.state import StateSnapshot
@@ -200,18 +202,16 @@ def _sinks() -> dict[str, SinkSnapshot]:
         next_attempt_at=NOW + 60,
         last_error=HOOK0_ERROR,
     )
-    fields = ("name", "kind", "target", "state", "delivered", "failed", "dead_lettered")
-    fields += ("queue_depth", "last_status", "latency_p50_ms", "latency_p99_ms", "last_error")
-    fields += ("retry", "finished_lsn")
-    rows = [
-        ("orders-api", "http", ORDERS_TARGET, "healthy", 1204, 0, 0, 0, 200, 12.4, 48.0, "",
-         None, parse_lsn("0/3000440")),
-        ("audit", "http", AUDIT_TARGET, "retrying", 1150, 7, 1, 42, 503, 35.0, 210.0,
-         AUDIT_ERROR, audit_retry, parse_lsn("0/3000290")),
-        ("hook0", "hook0", HOOK0_TARGET, "failing", 980, 12, 0, 120, None, 80.0, 150.0,
-         HOOK0_ERROR, hook0_retry, parse_lsn("0/3000290")),
+    # (name, kind, target, state, delivered, failed, dead_lettered, queue_depth, last_status,
+    #  latency_p50_ms, latency_p99_ms, last_error, retry, finished_lsn)
+    sinks = [
+        SinkSnapshot("orders-api", "http", ORDERS_TARGET, "healthy", 1204, 0, 0, 0, 200, 12.4,
+                     48.0, "", None, parse_lsn("0/3000440")),
+        SinkSnapshot("audit", "http", AUDIT_TARGET, "retrying", 1150, 7, 1, 42, 503, 35.0, 210.0,
+                     AUDIT_ERROR, audit_retry, parse_lsn("0/3000290")),
+        SinkSnapshot("hook0", "hook0", HOOK0_TARGET, "failing", 980, 12, 0, 120, None, 80.0,
+                     150.0, HOOK0_ERROR, hook0_retry, parse_lsn("0/3000290")),
     ]  # fmt: skip
-    sinks = [SinkSnapshot(**dict(zip(fields, row, strict=True))) for row in rows]
     return {sink.name: sink for sink in sinks}
 
 
@@ -295,7 +295,7 @@ LOG_LINES = [
 
 
 class FakeEngine:
-    """The Engine API with fixed data; ``calls`` records every control that reached it."""
+    """``EngineControls`` with fixed data; ``calls`` records every control that reached it."""
 
     def __init__(self, config: ReplicationConfig) -> None:
         self.config = config
@@ -431,13 +431,14 @@ class FakeEngine:
 
     # -- configuration -------------------------------------------------------------------------
     def needs_restart(self, new: ReplicationConfig) -> bool:
-        return Engine.needs_restart(self, new)  # type: ignore[arg-type]  # the real rule
+        # The real rule, which reads nothing but ``self.config``: the fake is no Engine.
+        return Engine.needs_restart(self, new)  # type: ignore[arg-type]
 
     def apply(self, new: ReplicationConfig) -> None:
         self.calls.append(("apply", new))
         self.config = new
 
-    def test_connection(self, config: ReplicationConfig) -> list[tuple[str, str, str]]:
+    def test_connection(self, config: ReplicationConfig) -> list[CheckLine]:
         self.calls.append(("test_connection", config))
         return [
             ("ok", "configuration", "wal2http.toml is valid"),
@@ -450,3 +451,9 @@ class FakeEngine:
         if self.sink_probe_error is not None:
             raise RuntimeError(self.sink_probe_error)
         return f"{sink_config.name} reachable (HEAD answered 200)"
+
+
+def _keeps_the_contract(engine: FakeEngine) -> EngineControls:
+    """Never called: here mypy holds the fake to the contract the terminal UI drives, as it
+    holds the real engine, and names any member that is missing or mistyped."""
+    return engine

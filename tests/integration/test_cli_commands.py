@@ -10,17 +10,8 @@ import subprocess
 import sys
 
 from tests.support.engine import http_sink, slot_confirmed_lsn, wait_until
+from tests.support.process import cli
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
-
-
-def cli(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wal2http_tui", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
 
 
 def write_config(tmp_path, pg, sinks: str, **top: object) -> str:

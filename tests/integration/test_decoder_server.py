@@ -25,6 +25,7 @@ from wal2http_tui.replication.messages import (
     StreamStop,
     Truncate,
     Update,
+    parse_lsn,
 )
 
 
@@ -125,14 +126,9 @@ def test_decodes_what_postgres_sends_on_protocol_1(pg):
     assert messages[12] == Delete(oid, "K", ("1", None, None, None))
     assert messages[15] == Relation(items)
     assert messages[16] == Truncate((oid,), 0)
-    assert messages[19] == Message(True, _lsn(lsn_t), "pfx", b"hello")
-    assert messages[21] == Message(False, _lsn(lsn_n), "pfx", b"bye")
+    assert messages[19] == Message(True, parse_lsn(lsn_t), "pfx", b"hello")
+    assert messages[21] == Message(False, parse_lsn(lsn_n), "pfx", b"bye")
     assert all(getattr(m, "xid", None) is None for m in messages if not isinstance(m, Begin))
-
-
-def _lsn(text: str) -> int:
-    high, low = text.split("/")
-    return int(high, 16) << 32 | int(low, 16)
 
 
 def test_decodes_a_streamed_transaction_on_protocol_2(pg):

@@ -39,8 +39,9 @@ def test_a_good_database_passes_and_gets_publication_and_slot(pg):
 
 
 def test_publication_for_listed_tables(pg):
-    pg.execute('CREATE SCHEMA "My.Schema"; CREATE TABLE "My.Schema"."Odd ""Name""" (id int)')
-    pg.execute("CREATE TABLE plain (id int)")
+    pg.execute('CREATE SCHEMA "My.Schema"')
+    pg.execute('CREATE TABLE "My.Schema"."Odd ""Name""" (id int PRIMARY KEY)')
+    pg.execute("CREATE TABLE plain (id int PRIMARY KEY)")
     preflight(pg.dsn, tables=['"My.Schema"."Odd ""Name"""', "plain"])
     tables = pg.execute("SELECT schemaname, tablename FROM pg_publication_tables ORDER BY 2")
     assert tables == [("My.Schema", 'Odd "Name"'), ("public", "plain")]
@@ -106,10 +107,11 @@ def test_invalidated_slot_is_fatal_with_the_fix():
         dsn = cluster.dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT pg_create_logical_replication_slot('pf', 'pgoutput')")
-            conn.execute("CREATE TABLE filler (pad text)")
+            conn.execute("CREATE TABLE filler (id serial PRIMARY KEY, pad text)")
             for _ in range(4):
                 conn.execute(
-                    "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 20000)"
+                    "INSERT INTO filler (pad) "
+                    "SELECT repeat('x', 1000) FROM generate_series(1, 20000)"
                 )
                 conn.execute("SELECT pg_switch_wal()")
                 conn.execute("CHECKPOINT")

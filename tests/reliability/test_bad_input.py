@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from tests.fakes.hook0_api import Hook0Fake
 from tests.support.engine import http_sink, make_server, running, wait_until
 from tests.support.exact_json import Digits, Pairs, canonical
+from tests.support.process import cli
 from wal2http_tui.demo.receiver import WebhookReceiver
 
 HEAD = 'connection_string = "host=127.0.0.1 dbname=x"\n'
@@ -75,12 +74,7 @@ def test_config_mistakes_give_one_clear_line_exit_2_and_never_touch_the_file(
     path = tmp_path / "wal2http.toml"
     path.write_text(text)
     for command in (["run", "--headless"], ["check"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "wal2http_tui", *command, "--config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = cli(*command, "--config", str(path))
         assert result.returncode == 2
         message = result.stderr.strip()
         assert "\n" not in message and "Traceback" not in message

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,6 +13,7 @@ import psycopg
 
 from tests.support.engine import http_sink, slot_confirmed_lsn, wait_until
 from tests.support.headless import Headless
+from tests.support.process import cli
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 
@@ -173,12 +173,7 @@ def test_errors_are_retried_per_policy_and_dead_letters_replay(pg, tmp_path):
             assert process.terminate() == 0
         assert len([r for r in receiver.requests if r.status == 500]) == 9  # 3 x (1 + 2 retries)
         receiver.fail_always(None)
-        replay = subprocess.run(
-            [sys.executable, "-m", "wal2http_tui", "dead-letters", "replay", "--all", "-c", config],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        replay = cli("dead-letters", "replay", "--all", "-c", config)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         events = receiver.wait_for_events(3)
     assert [e["new"]["id"] for e in events] == [2, 3, 4]

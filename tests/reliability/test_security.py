@@ -6,7 +6,6 @@ import base64
 import os
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 
@@ -16,8 +15,10 @@ import standardwebhooks
 from tests.fakes.hook0_api import Hook0Fake
 from tests.support.engine import sample_event, slot_confirmed_lsn, wait_until
 from tests.support.headless import Headless
+from tests.support.process import cli
 from wal2http_tui.config.document import ConfigDocument
-from wal2http_tui.config.loader import ConfigError, load_config, load_config_text
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.loader import load_config, load_config_text
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 from wal2http_tui.event_sinks.http_sink import HttpEventSink, sign, signing_key
@@ -29,12 +30,6 @@ SIGNING = "whsec_" + base64.b64encode(b"sig-SECRET-" + bytes(range(21))).decode(
 API_KEY = "h0-SECRET-3318"
 APPLICATION = str(uuid.UUID(int=77))
 SECRETS = (PASSWORD, AUTH.split()[1], SIGNING, SIGNING.removeprefix("whsec_"), API_KEY)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wal2http_tui", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_secrets_never_reach_logs_outputs_dead_letters_or_errors(pg, tmp_path):

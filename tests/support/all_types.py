@@ -29,6 +29,7 @@ CREATE TYPE nothing AS ();
 CREATE TYPE dropped AS (a int, b text, c numeric);
 ALTER TYPE dropped DROP ATTRIBUTE b;
 CREATE TABLE pair (x int, gone text, y date);
+ALTER TABLE pair REPLICA IDENTITY FULL;  -- published by FOR ALL TABLES: no key, so FULL
 ALTER TABLE pair DROP COLUMN gone;
 """
 

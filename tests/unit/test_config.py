@@ -14,20 +14,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.paths import SAMPLE_CONFIG
-from wal2http_tui.config.loader import (
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.layout import TomlLayout
+from wal2http_tui.config.loader import load_config, load_config_text
+from wal2http_tui.config.model import (
     HOOK0_SINK_KEYS,
     HTTP_SINK_KEYS,
     ROOT_KEYS,
-    ConfigError,
     Hook0SinkConfig,
     HttpSinkConfig,
     ReplicationConfig,
-    TomlLayout,
-    load_config,
-    load_config_text,
-    mask_conninfo,
-    split_table_name,
 )
+from wal2http_tui.config.secrets import mask_conninfo
+from wal2http_tui.config.validation import split_table_name
 
 SAMPLE = SAMPLE_CONFIG
 SIGNING_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -514,8 +513,8 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             HEAD + 'wal_level = "logical"\n',
             "wal2http.toml:2: wal_level: unknown key; the keys of the top level are: "
             "connection_string, publication_name, slot_name, feedback_interval_secs, tables, "
-            "create_publication, create_slot, dead_letter_path, queue_max_events, event_sinks, "
-            "http",
+            "create_publication, publish, create_slot, dead_letter_path, queue_max_events, "
+            "event_sinks, http",
             id="unknown-key-list",
         ),
         pytest.param(

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from tests.support.paths import SAMPLE_CONFIG
 from wal2http_tui.config.document import ConfigDocument, SinkEntry
-from wal2http_tui.config.loader import ConfigError, load_config
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.loader import load_config
 
 SAMPLE = SAMPLE_CONFIG
 SIGNING_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -557,7 +558,7 @@ def test_an_invalid_value_cannot_be_saved_and_the_file_is_untouched(sample):
         doc.save()
 
     assert str(caught.value) == (
-        f'{sample}:54: event_sinks.http[1].url: expected an http:// or https:// URL, got "ftp://audit.example"'
+        f'{sample}:56: event_sinks.http[1].url: expected an http:// or https:// URL, got "ftp://audit.example"'
     )
     assert sample.read_bytes() == original
     assert sorted(p.name for p in sample.parent.iterdir()) == ["internal-ca.pem", "wal2http.toml"]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.support.engine import wait_until
-from wal2http_tui.config.loader import HttpSinkConfig
+from wal2http_tui.config.model import HttpSinkConfig
 from wal2http_tui.delivery.activity import ActivityFeed, SinkState
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.delivery.dispatcher import Dispatcher

@@ -8,7 +8,7 @@ import sys
 import time
 
 from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
-from wal2http_tui.config.loader import ReplicationConfig
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.delivery.dead_letters import DeadLetter, DeadLetterStore
 from wal2http_tui.delivery.replay import Replayer, replay_all
 

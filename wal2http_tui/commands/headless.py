@@ -10,8 +10,9 @@ import logging
 import signal
 import threading
 
-from wal2http_tui.commands.exit_codes import EXIT_FAILURE, EXIT_OK
-from wal2http_tui.config.loader import ReplicationConfig, mask_conninfo
+from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_OK
+from wal2http_tui.config.model import ReplicationConfig
+from wal2http_tui.config.secrets import mask_conninfo
 from wal2http_tui.engine.server import ReplicationServer
 
 log = logging.getLogger("wal2http_tui")
@@ -56,7 +57,7 @@ def run_headless(config: ReplicationConfig, drain_timeout: float = 10.0) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if server.fatal_error:
+    if server.fatal_error:  # refused to start: the set-up or the configuration must change
         log.error("%s", server.fatal_error)
-        return EXIT_FAILURE
+        return EXIT_CONFIG_ERROR
     return EXIT_OK

@@ -1,9 +1,11 @@
 """Write-back: the configuration editor changes the user's file in place, never regenerates it.
 
-``ConfigDocument`` keeps the file's text and its tomlkit document. Each edit replaces only the
-bytes it must (a value, a line, a table's block of lines), located with ``TomlLayout``; the text
-is then parsed again, so the document always matches it. Comments, key order, blank lines and
-the formatting of everything not edited survive byte for byte.
+``ConfigDocument`` keeps the file's text, its tomlkit document and its ``TomlLayout``. Values are
+read from the tomlkit document, and edits inside an inline table or an array are made on its
+tomlkit item, which keeps the formatting around them. The text itself changes only where the
+edit is, at the offsets ``TomlLayout`` finds (``text_edits``): tomlkit cannot write a whole
+document back byte for byte (see there). The text is then parsed again, so text, document and
+layout always agree, and whatever was not edited survives byte for byte.
 
 ``save()`` validates with the same loader as ``load_config`` (``${VAR}`` references are
 validated expanded but written as they are), keeps the previous file as ``FILE.bak``, writes
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -24,27 +25,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-
-from wal2http_tui.config.loader import (
+from wal2http_tui.config import text_edits
+from wal2http_tui.config.env import env_references
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.keys import KeyPath, format_key_path
+from wal2http_tui.config.layout import Statement
+from wal2http_tui.config.loader import load_config_text, parse_config_text, read_config_text
+from wal2http_tui.config.model import (
     HOOK0_SINK_KEYS,
     HTTP_SINK_KEYS,
     LEGACY_HTTP_KEY,
     SECRET_SINK_KEYS,
     SINK_KINDS,
-    ConfigError,
-    Header,
-    KeyPath,
     ReplicationConfig,
-    Statement,
-    conninfo_password,
-    env_references,
-    format_key_path,
-    is_sensitive_header,
-    load_config_text,
-    parse_config_text,
-    read_config_text,
     sink_names,
+)
+from wal2http_tui.config.secrets import conninfo_password, is_sensitive_header
+from wal2http_tui.config.toml_text import (
+    is_literal_string,
+    nest,
+    render_key,
+    render_value,
+    toml_item,
 )
 
 _MISSING: Any = object()
@@ -174,10 +176,9 @@ class ConfigDocument:
             raise KeyError(f"{format_key_path(path[: depth + 1])} does not exist")
         if not found and not isinstance(current, dict):
             raise ValueError(f"{format_key_path(path[:depth])} is not a table")
-        statement = self._layout.statements.get(path)
-        if statement is not None:
-            old = self._text[statement.value_start : statement.value_end]
-            self._splice(statement.value_start, statement.value_end, _render(value, old))
+        if (statement := self._layout.statements.get(path)) is not None:
+            literal = is_literal_string(self._item(path))
+            self._write_value(statement, render_value(value, literal=literal))
         elif (owner := self._statement_above(path)) is not None:
             self._edit_inside(owner, path, value)
         elif found and isinstance(current, dict) and isinstance(value, Mapping):
@@ -189,28 +190,19 @@ class ConfigDocument:
         elif found:
             raise ValueError(f"{format_key_path(path)} is written as tables; set its keys instead")
         else:
-            self._add_key(path, depth, value)
+            self._set_text(text_edits.add_key(self._layout, path, depth, value))
 
     def delete(self, key_path: KeyPath) -> None:
         """Remove a key, or a whole table with the comment lines just above its header."""
         path, depth, _ = self._locate(key_path)
         if depth < len(path):
             raise KeyError(format_key_path(key_path))
-        statement = self._layout.statements.get(path)
-        if statement is not None:
-            self._remove_spans([(statement.start, statement.end)])
+        if (statement := self._layout.statements.get(path)) is not None:
+            self._set_text(text_edits.remove_key(self._layout, statement))
         elif (owner := self._statement_above(path)) is not None:
             self._edit_inside(owner, path, _MISSING)
         else:
-            blocks = [self._block(header) for header in self._headers_under(path)]
-            spans = [(start, end) for start, _, end in blocks]
-            spans += [
-                (s.start, s.end)
-                for s in self._layout.statements.values()
-                if s.path[: len(path)] == path
-                and not any(start <= s.start < end for start, end in spans)
-            ]
-            self._remove_spans(spans)
+            self._set_text(text_edits.remove_table(self._layout, path))
 
     def add_sink(self, kind: str, values: Mapping[str, Any]) -> str:
         """Append a sink of ``kind`` (``"http"`` or ``"hook0"``) with these keys; its name.
@@ -235,22 +227,21 @@ class ConfigDocument:
 
         path: KeyPath = ("event_sinks", kind)
         current = self.get(path, None)
-        headers = {header.path: header for header in self._layout.headers}
+        header = self._layout.header(path)
         if path in self._layout.statements or self._statement_above(path) is not None:
             self._add_to_inline(path, current, table)
-        elif current is None:
-            self._add_block(f"[{_render_key(path)}]", table, ("event_sinks",))
-        elif isinstance(current, dict) and path in headers:
-            header = headers[path]
-            inner = self._text[header.bracket_start + 1 : header.bracket_end - 1]
-            self._splice(header.bracket_start, header.bracket_end, f"[[{inner}]]")
-            self._add_block(f"[[{_render_key(path)}]]", table, path)
-        elif isinstance(current, list):
-            self._add_block(f"[[{_render_key(path)}]]", table, path)
+            return name
+        if current is None:
+            new_header, after = f"[{render_key(path)}]", ("event_sinks",)
+        elif isinstance(current, list) or (isinstance(current, dict) and header is not None):
+            new_header, after = f"[[{render_key(path)}]]", path
         else:
             raise ValueError(
                 f"cannot add to {format_key_path(path)} as it is written; edit the file"
             )
+        if isinstance(current, dict) and header is not None:
+            self._set_text(text_edits.make_array_of_tables(self._layout, header))
+        self._set_text(text_edits.add_table(self._layout, new_header, table, after))
         return name
 
     def remove_sink(self, kind: str, name: str) -> None:
@@ -294,10 +285,16 @@ class ConfigDocument:
     def _set_text(self, text: str) -> None:
         document, layout = parse_config_text(text, self.path)
         self._text, self.document, self._layout = text, document, layout
-        self._newline = "\r\n" if "\r\n" in text else "\n"
 
-    def _splice(self, start: int, end: int, replacement: str) -> None:
-        self._set_text(self._text[:start] + replacement + self._text[end:])
+    def _item(self, path: KeyPath) -> Any:
+        """The tomlkit item (table, array, value) at a key path as the file writes it."""
+        item: Any = self.document
+        for part in path:
+            item = item[part]
+        return item
+
+    def _write_value(self, statement: Statement, value_text: str) -> None:
+        self._set_text(text_edits.replace_value(self._layout, statement, value_text))
 
     def _locate(self, key_path: KeyPath) -> tuple[KeyPath, int, Any]:
         """The key path as the file writes it (index 0 of a single table dropped), how many of
@@ -326,12 +323,11 @@ class ConfigDocument:
     def _edit_inside(self, owner: Statement, path: KeyPath, value: Any) -> None:
         """Set (or delete, for _MISSING) a key inside the inline table or array of ``owner``.
 
-        Changing a value or an array goes through tomlkit, which keeps the formatting around it;
-        adding or removing a key writes that inline table anew (tomlkit would leave odd spaces).
+        Changing a value or an array goes through the tomlkit item, which keeps the formatting
+        around it; an inline table that gains or loses a key is written anew, as tomlkit would
+        leave odd spaces in it (``{ a = 1, b = 2}``).
         """
-        item: Any = self.document
-        for part in owner.path:
-            item = item[part]
+        item = self._item(owner.path)
         relative = path[len(owner.path) :]
         containers = [item]
         for part in relative[:-1]:
@@ -346,172 +342,28 @@ class ConfigDocument:
             if value is _MISSING:
                 del table[rest[0]]
             else:
-                table[rest[0]] = _nest(rest[1:], value)
+                table[rest[0]] = nest(rest[1:], value)
             if len(containers) == 1:
-                self._splice(owner.value_start, owner.value_end, _render(table))
+                self._write_value(owner, render_value(table))
                 return
-            containers[-2][relative[len(containers) - 2]] = _toml_item(table)
+            containers[-2][relative[len(containers) - 2]] = toml_item(table)
         elif value is _MISSING:
             del target[rest[0]]
         else:
-            target[rest[0]] = _toml_item(value)
-        self._splice(owner.value_start, owner.value_end, item.as_string())
-
-    def _add_key(self, path: KeyPath, depth: int, value: Any) -> None:
-        """Add a key under the table ``path[:depth]``, in the body of the table that holds it."""
-        if isinstance(path[depth], int):
-            raise KeyError(f"{format_key_path(path[: depth + 1])} does not exist")
-        table, key = path[:depth], path[depth]
-        value = _nest(path[depth + 1 :], value)
-        headers = {header.path for header in self._layout.headers}
-        if table == () or table in headers:
-            self._insert_statement(table, (key,), value)
-            return
-        # The table is made by dotted keys (``a.b = 1`` makes ``a``), or only by its sub-tables.
-        dotted = [
-            s
-            for s in self._layout.statements.values()
-            if s.path[: len(table)] == table and len(s.table) < len(table)
-        ]
-        if dotted:
-            anchor = max(dotted, key=lambda s: s.end)
-            self._insert_line(anchor.end, anchor, (*table[len(anchor.table) :], key), value)
-        elif not any(isinstance(part, int) for part in table):
-            self._add_block(f"[{_render_key(table)}]", {key: value}, None)
-        else:
-            raise ValueError(f"cannot add {format_key_path(path)} as the file is written")
-
-    def _insert_statement(self, table: KeyPath, key: KeyPath, value: Any) -> None:
-        body = [s for s in self._layout.statements.values() if s.table == table]
-        if body:
-            anchor = max(body, key=lambda s: s.end)
-            self._insert_line(anchor.end, anchor, key, value)
-        elif table:
-            header = next(h for h in self._layout.headers if h.path == table)
-            self._insert_line(header.end, None, key, value)
-        elif self._layout.headers:
-            start = self._block(self._layout.headers[0])[0]
-            line = f"{_render_key(key)} = {_render(value)}{self._newline}"
-            self._splice(start, start, line + self._newline)
-        else:
-            self._insert_line(len(self._text), None, key, value)
-
-    def _insert_line(self, pos: int, like: Statement | None, key: KeyPath, value: Any) -> None:
-        """Insert ``key = value`` at ``pos`` (a line start), indented like ``like``."""
-        indent = ""
-        if like is not None:
-            line = self._text[like.start : like.value_start]
-            indent = line[: len(line) - len(line.lstrip(" \t"))]
-        text = f"{indent}{_render_key(key)} = {_render(value)}{self._newline}"
-        if pos > 0 and not self._text[:pos].endswith("\n"):
-            text = self._newline + text
-        self._splice(pos, pos, text)
-
-    def _add_block(self, header: str, table: Mapping[str, Any], after: KeyPath | None) -> None:
-        """Add a table after the last table under ``after`` (else at the end of the file)."""
-        nl = self._newline
-        lines = [header, *(f"{_render_key((k,))} = {_render(v)}" for k, v in table.items())]
-        block = nl + nl.join(lines) + nl
-        below = [] if after is None else self._headers_under(after)
-        pos = self._block(below[-1])[1] if below else len(self._text)
-        if pos > 0 and not self._text[:pos].endswith("\n"):
-            block = nl + block
-        self._splice(pos, pos, block.removeprefix(nl) if pos == 0 else block)
+            target[rest[0]] = toml_item(value)
+        self._write_value(owner, item.as_string())
 
     def _add_to_inline(self, path: KeyPath, current: Any, table: dict[str, Any]) -> None:
         """Add a sink where the file writes sinks as inline tables (``http = { ... }``)."""
         statement = self._layout.statements.get(path)
         if statement is not None and isinstance(current, dict):
-            old = self._text[statement.value_start : statement.value_end]
-            self._splice(statement.value_start, statement.value_end, f"[{old}, {_render(table)}]")
+            self._set_text(text_edits.make_array_of_inline_tables(self._layout, statement, table))
         elif statement is not None and isinstance(current, list):
-            item: Any = self.document
-            for part in path:
-                item = item[part]
-            item.append(_toml_item(table))
-            self._splice(statement.value_start, statement.value_end, item.as_string())
+            item = self._item(path)
+            item.append(toml_item(table))
+            self._write_value(statement, item.as_string())
         else:
             self.set(path, table)
-
-    def _headers_under(self, path: KeyPath) -> list[Header]:
-        return [h for h in self._layout.headers if h.path[: len(path)] == path]
-
-    def _block(self, header: Header) -> tuple[int, int, int]:
-        """Where a table's lines start (with the comment lines just above its header), where its
-        keys end (with comment lines right after them), and where it ends (with the blank lines
-        after it). A comment paragraph after a blank line is left to what follows."""
-        headers = self._layout.headers
-        following = headers[headers.index(header) + 1 :]
-        limit = self._block_start(following[0]) if following else len(self._text)
-        ends = [s.end for s in self._layout.statements.values() if header.start <= s.start < limit]
-        body_end = self._skip_lines(max([header.end, *ends]), limit, comments=True)
-        return (
-            self._block_start(header),
-            body_end,
-            self._skip_lines(body_end, limit, comments=False),
-        )
-
-    def _skip_lines(self, pos: int, limit: int, *, comments: bool) -> int:
-        """Past the lines from ``pos`` that are comments (or, ``comments=False``, blank)."""
-        while pos < limit:
-            end = self._text.find("\n", pos, limit)
-            line = self._text[pos : limit if end < 0 else end].strip()
-            if not (line.startswith("#") if comments else not line):
-                break
-            pos = limit if end < 0 else end + 1
-        return pos
-
-    def _block_start(self, header: Header) -> int:
-        start = header.start
-        while start > 0:
-            previous = self._text.rfind("\n", 0, start - 1) + 1
-            if not self._text[previous:start].lstrip().startswith("#"):
-                break
-            start = previous
-        return start
-
-    def _remove_spans(self, spans: list[tuple[int, int]]) -> None:
-        text = self._text
-        for start, end in sorted(spans, reverse=True):
-            if end >= len(text):
-                while re.search(r"\n[ \t]*\r?\n$", text[:start]):
-                    start = text.rfind("\n", 0, start - 1) + 1
-            text = text[:start] + text[end:]
-        self._set_text(text)
-
-
-def _nest(keys: KeyPath, value: Any) -> Any:
-    for key in reversed(keys):
-        value = {key: value}
-    return value
-
-
-def _render_key(key: KeyPath) -> str:
-    return ".".join(tomlkit.key(part).as_string() for part in key)
-
-
-def _render(value: Any, old: str = "") -> str:
-    """TOML text for a value: inline tables and arrays on one line; a string replacing a
-    'literal string' stays literal when it can."""
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, str):
-        literal = old.startswith("'") and not old.startswith("'''")
-        literal = literal and not re.search(r"['\x00-\x08\x0a-\x1f\x7f]", value)
-        return tomlkit.string(value, literal=literal).as_string()
-    if isinstance(value, bool | int | float):
-        return tomlkit.item(value).as_string()
-    if isinstance(value, Mapping):
-        pairs = ", ".join(f"{_render_key((str(k),))} = {_render(v)}" for k, v in value.items())
-        return f"{{ {pairs} }}" if pairs else "{}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_render(item) for item in value) + "]"
-    raise TypeError(f"cannot write a {type(value).__name__} to TOML")
-
-
-def _toml_item(value: Any) -> Any:
-    """A tomlkit item formatted as ``_render`` formats it."""
-    return tomlkit.parse(f"v = {_render(value)}")["v"]
 
 
 def _write_atomically(path: Path, data: bytes, mode: int, owner: tuple[int, int]) -> None:

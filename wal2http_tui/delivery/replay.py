@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wal2http_tui.config.loader import ReplicationConfig
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.delivery.dead_letters import DeadLetter, DeadLetterStore
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.event_sinks.traits import DeliveryError, EventSink

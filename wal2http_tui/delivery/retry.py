@@ -5,17 +5,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from wal2http_tui.config.loader import EventSinkConfig
+from wal2http_tui.config.model import BaseSinkConfig, EventSinkConfig
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter between ``backoff_ms`` and ``max_backoff_secs``."""
 
-    retries: int = 5
-    backoff_ms: int = 500
-    max_backoff_secs: float = 60.0
-    on_failure: str = "block"  # or "dead_letter"
+    retries: int = BaseSinkConfig.retries
+    backoff_ms: int = BaseSinkConfig.retry_backoff_ms
+    max_backoff_secs: float = BaseSinkConfig.retry_max_backoff_secs
+    on_failure: str = BaseSinkConfig.on_failure  # or "dead_letter"
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

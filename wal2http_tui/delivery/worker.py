@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.delivery.activity import (
     INSPECTED_PAYLOAD_BYTES,
     ActivityFeed,
@@ -57,7 +58,7 @@ class SinkWorker:
         retry: RetryPolicy,
         dead_letters: DeadLetterStore | None,
         feed: ActivityFeed,
-        queue_max_events: int = 10_000,
+        queue_max_events: int = ReplicationConfig.queue_max_events,
     ) -> None:
         self.sink = sink
         self.processor = processor

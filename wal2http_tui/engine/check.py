@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 
-from wal2http_tui.config.loader import ReplicationConfig
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.replication.preflight import PreflightError, run_preflight
 from wal2http_tui.replication.values import session_options
 
-OK, FAIL, NOTE = "ok", "FAIL", "note"
+OK, FAIL, WARN, NOTE = "ok", "FAIL", "WARN", "note"
 
 
-def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) -> bool:
-    """Emit one (status, check, message) line per check; True when nothing failed."""
-    ok = True
+@dataclass(frozen=True)
+class CheckOutcome:
+    """How ``check`` ended: ``refused`` when ``run`` would refuse to start (the set-up must be
+    fixed first), ``failed`` when something else failed (a sink, the connection)."""
+
+    refused: bool = False
+    failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.refused or self.failed)
+
+
+def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) -> CheckOutcome:
+    """Emit one (status, check, message) line per check."""
+    refused = failed = False
     emit(OK, "configuration", f"{config.source_path} is valid")
     for warning in config.warnings:
         emit(NOTE, "configuration", warning)
@@ -32,16 +46,22 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
             tables=config.tables,
             create_publication=config.create_publication,
             create_slot=config.create_slot,
+            publish=config.publish,
             dry_run=True,
         )
         for line in report.lines:
             emit(OK, line.check, line.message)
+        for line in report.warnings:
+            emit(WARN, line.check, line.message)
     except PreflightError as exc:
-        ok = False
+        if exc.check == "connection":
+            failed = True
+        else:
+            refused = True
         emit(FAIL, exc.check, str(exc))
 
     if not config.enabled_sinks:
-        ok = False
+        refused = True
         emit(FAIL, "sinks", "no sink is enabled: set enabled = true on at least one sink")
     for sink_config in config.enabled_sinks:
         sink = build_sink(sink_config)
@@ -49,8 +69,8 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
         try:
             emit(OK, label, sink.probe())
         except Exception as exc:  # any failure of a probe is a failed check, reported as such
-            ok = False
+            failed = True
             emit(FAIL, label, str(exc))
         finally:
             sink.close()
-    return ok
+    return CheckOutcome(refused=refused, failed=failed)

@@ -13,22 +13,23 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import psycopg
 
-from wal2http_tui.config.loader import EventSinkConfig, ReplicationConfig
+from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetter, DeadLetterStore
 from wal2http_tui.delivery.replay import Replayer
+from wal2http_tui.delivery.worker import SinkWorker
 from wal2http_tui.engine.check import run_check
+from wal2http_tui.engine.controls import LOG_LINES, CheckLine, EngineControls, SlotHealth
 from wal2http_tui.engine.server import NO_SINK_LEFT, ReplicationServer
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.replication.state import StateSnapshot
 from wal2http_tui.replication.values import session_options
 
 SLOT_HEALTH_INTERVAL = 3.0
-LOG_LINES = 500
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 # Changing any of these means a new replication session: the worker restarts.
@@ -38,27 +39,12 @@ RESTART_KEYS = (
     "publication_name",
     "tables",
     "create_publication",
+    "publish",
     "create_slot",
     "feedback_interval_secs",
     "queue_max_events",
     "dead_letter_path",
 )
-
-
-@dataclass(frozen=True)
-class SlotHealth:
-    """This slot's row of ``pg_replication_slots``, plus how much WAL it holds back."""
-
-    slot_name: str
-    exists: bool
-    active_pid: int | None = None
-    restart_lsn: str | None = None
-    confirmed_flush_lsn: str | None = None
-    wal_status: str | None = None
-    safe_wal_size: int | None = None
-    retained_bytes: int | None = None
-    checked_at: float = 0.0
-    error: str = ""
 
 
 class LogBuffer(logging.Handler):
@@ -96,7 +82,7 @@ def read_slot_health(conn: psycopg.Connection, slot_name: str) -> SlotHealth:
 
 
 class Engine:
-    """One configuration's replication, controllable from any thread."""
+    """One configuration's replication, controllable from any thread: ``EngineControls``."""
 
     def __init__(
         self, config: ReplicationConfig, *, slot_health_interval: float = SLOT_HEALTH_INTERVAL
@@ -173,7 +159,7 @@ class Engine:
     def skip_to_dead_letters(self, name: str) -> None:
         self._worker(name).skip_to_dead_letters()
 
-    def _worker(self, name: str):
+    def _worker(self, name: str) -> SinkWorker:
         worker = self.server.worker(name)
         if worker is None:
             raise KeyError(f"no running sink named {name!r}")
@@ -223,9 +209,9 @@ class Engine:
                 self.config = replace(self.config, event_sinks=new.event_sinks)
 
     @staticmethod
-    def test_connection(config: ReplicationConfig) -> list[tuple[str, str, str]]:
+    def test_connection(config: ReplicationConfig) -> list[CheckLine]:
         """``check`` for the connection part: (status, check, message) lines."""
-        lines: list[tuple[str, str, str]] = []
+        lines: list[CheckLine] = []
         only_connection = replace(config, event_sinks=())
         run_check(only_connection, lambda *line: lines.append(line))
         return [line for line in lines if line[1] != "sinks"]
@@ -267,3 +253,9 @@ class Engine:
             self._stop.wait(self._slot_interval)
         if conn is not None:
             conn.close()
+
+
+def _keeps_the_contract(engine: Engine) -> EngineControls:
+    """Never called: here mypy holds ``Engine`` to the contract the terminal UI drives, and
+    names any member that is missing or mistyped (an error here, not a crash in a screen)."""
+    return engine

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from wal2http_tui.config.loader import EventSinkConfig, ReplicationConfig
+from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import ActivityFeed, Mark, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.delivery.dispatcher import Dispatcher

@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 import orjson
 
 from wal2http_tui import __version__
+from wal2http_tui.config.model import EVENT_FORMATS
 from wal2http_tui.replication.messages import format_lsn, pg_timestamp_to_datetime
 from wal2http_tui.replication.transactions import Change, Transaction
-
-EVENT_FORMATS = ("json", "debezium", "cloudevents")
 
 # UUIDv5 namespace of wal2http event ids: uuid5(NAMESPACE_URL, "urn:wal2http:event").
 EVENT_ID_NAMESPACE = bytes.fromhex("f37218330c0057e5abdb7e33b1c3ec7e")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wal2http_tui.config.loader import EventSinkConfig, HttpSinkConfig
+from wal2http_tui.config.model import EventSinkConfig, HttpSinkConfig
 from wal2http_tui.event_sinks.hook0_sink import Hook0EventSink
 from wal2http_tui.event_sinks.http_sink import HttpEventSink
 from wal2http_tui.event_sinks.traits import EventSink

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 import httpx
 
 from wal2http_tui import __version__
+from wal2http_tui.config.secrets import mask_headers
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError
 
 USER_AGENT = f"wal2http-tui/{__version__}"
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 RESPONSE_BODY_KEPT = 4096
-SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "password", "cookie", "auth")
 
 
 def is_retryable_status(status: int) -> bool:
@@ -42,14 +42,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if moment is None:
         return None
     return max(0.0, moment.timestamp() - (now if now is not None else time.time()))
-
-
-def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers for display: values of anything that looks like a credential become ``***``."""
-    return {
-        name: "***" if any(word in name.lower() for word in SECRET_HEADER_WORDS) else value
-        for name, value in headers.items()
-    }
 
 
 def tls_verify(verify_tls: bool, ca_file: str | None) -> ssl.SSLContext | bool:

@@ -83,11 +83,13 @@ class TransactionAssembler:
         spool_dir: Path | SpoolDirectory,
         on_transaction: Callable[[Transaction], None],
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        on_relation: Callable[[RelationInfo], None] | None = None,
     ) -> None:
         self._relations = relations
         self._converter = converter
         self._spool_dir = spool_dir
         self._on_transaction = on_transaction
+        self._on_relation = on_relation
         self._memory_limit = memory_limit
         self._current: _Open | None = None
         self._streams: dict[Xid, _Open] = {}
@@ -156,6 +158,8 @@ class TransactionAssembler:
                 prepared.changes.discard()
         elif kind is Relation:
             self._row_converters.pop(message.relation.oid, None)
+            if self._on_relation is not None:
+                self._on_relation(message.relation)
         elif kind is Type:
             # A custom type was (re)announced: it may have changed (ALTER TYPE).
             self._converter.invalidate()

@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from wal2http_tui.config.loader import split_table_name
+from wal2http_tui.config.model import PUBLISHED_OPERATIONS
+from wal2http_tui.config.validation import split_table_name
 from wal2http_tui.replication.messages import Lsn, parse_lsn
+from wal2http_tui.replication.replica_identity import (
+    KeylessTable,
+    fixes,
+    keyless_published_tables,
+    keyless_tables,
+    named,
+)
 
 MIN_SERVER_VERSION = 100000
 
@@ -45,9 +53,16 @@ class PreflightReport:
     slot_created: bool = False
     publication_created: bool = False
     lines: list[CheckLine] = field(default_factory=list)
+    warnings: list[CheckLine] = field(default_factory=list)
+    keyless_tables: list[KeylessTable] = field(default_factory=list)
+    # Whether the publication publishes updates or deletes, which need a replica identity.
+    publishes_updates_or_deletes: bool = True
 
     def passed(self, check: str, message: str) -> None:
         self.lines.append(CheckLine(check, True, message))
+
+    def warn(self, check: str, message: str) -> None:
+        self.warnings.append(CheckLine(check, True, message))
 
 
 def table_identifiers(tables: Sequence[str]) -> list[sql.Composable]:
@@ -63,12 +78,14 @@ def run_preflight(
     tables: Sequence[str] | None = None,
     create_publication: bool = True,
     create_slot: bool = True,
+    publish: str | None = None,
     dry_run: bool = False,
 ) -> PreflightReport:
     """Run every check in order; raises PreflightError at the first failure.
 
     ``dry_run`` (for ``check``) creates nothing: a missing publication or slot that would be
-    created at start passes with a note.
+    created at start passes with a note. ``publish`` is the publication's ``publish`` option
+    when it is created (None: PostgreSQL's default, every operation).
     """
     report = PreflightReport()
     try:
@@ -88,7 +105,9 @@ def run_preflight(
         _check_wal_level(conn, report)
         _check_role(conn, report)
         _check_encoding(conn, report)
-        _check_publication(conn, report, publication_name, tables, create_publication, dry_run)
+        _check_publication(
+            conn, report, publication_name, tables, create_publication, publish, dry_run
+        )
         _check_slot(conn, report, slot_name, create_slot, dry_run)
     return report
 
@@ -138,19 +157,42 @@ def _check_encoding(conn: psycopg.Connection, report: PreflightReport) -> None:
     report.passed("encoding", f"server_encoding = {encoding}")
 
 
+def publishes_updates_or_deletes(publish: str | None) -> bool:
+    """Whether a ``publish`` option (None: every operation) includes update or delete."""
+    if publish is None:
+        return True
+    return bool({part.strip() for part in publish.split(",")} & {"update", "delete"})
+
+
 def _check_publication(
     conn: psycopg.Connection,
     report: PreflightReport,
     name: str,
     tables: Sequence[str] | None,
     create: bool,
+    publish: str | None,
     dry_run: bool,
 ) -> None:
-    row = conn.execute("SELECT puballtables FROM pg_publication WHERE pubname = %s", (name,))
-    found = row.fetchone()
+    found = conn.execute(
+        "SELECT to_jsonb(p) FROM pg_publication p WHERE pubname = %s", (name,)
+    ).fetchone()
     if found is not None:
-        scope = "all tables" if found[0] else "selected tables"
+        publication = found[0]
+        scope = "all tables" if publication["puballtables"] else "selected tables"
         report.passed("publication", f"publication {name} exists ({scope})")
+        published = ", ".join(
+            op for op in PUBLISHED_OPERATIONS if publication.get(f"pub{op}", op != "truncate")
+        )
+        if publish is not None and publish != published:
+            report.warn(
+                "publication",
+                f'publication {name} exists and publishes {published}; publish = "{publish}" '
+                "applies only when wal2http-tui creates the publication: run ALTER PUBLICATION "
+                f"{name} SET (publish = '{publish}') to change it",
+            )
+        report.publishes_updates_or_deletes = publishes_updates_or_deletes(published)
+        if report.publishes_updates_or_deletes:
+            _warn_keyless(report, name, keyless_published_tables(conn, name))
         return
     if not create:
         raise PreflightError(
@@ -158,15 +200,21 @@ def _check_publication(
             f"publication {name} does not exist: run CREATE PUBLICATION {name} FOR ALL TABLES "
             "(or list tables), or set create_publication = true",
         )
+    identifiers = table_identifiers(tables) if tables else None
+    report.publishes_updates_or_deletes = publishes_updates_or_deletes(publish)
+    if report.publishes_updates_or_deletes:
+        _refuse_keyless(name, keyless_tables(conn, identifiers))
     if dry_run:
         report.passed("publication", f"publication {name} does not exist yet; created at start")
         return
-    if tables:
+    if identifiers:
         statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-            sql.Identifier(name), sql.SQL(", ").join(table_identifiers(tables))
+            sql.Identifier(name), sql.SQL(", ").join(identifiers)
         )
     else:
         statement = sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(name))
+    if publish is not None:
+        statement += sql.SQL(" WITH (publish = {})").format(sql.Literal(publish))
     try:
         conn.execute(statement)
     except psycopg.Error as exc:
@@ -176,8 +224,38 @@ def _check_publication(
             "or the tables' owner, or fix `tables`)",
         ) from exc
     report.publication_created = True
+    operations = f", publishing {publish}" if publish is not None else ""
     report.passed(
-        "publication", f"publication {name} created ({', '.join(tables or ['all tables'])})"
+        "publication",
+        f"publication {name} created ({', '.join(tables or ['all tables'])}{operations})",
+    )
+
+
+def _refuse_keyless(name: str, keyless: list[KeylessTable]) -> None:
+    """Creating the publication would make PostgreSQL refuse the application's writes."""
+    if not keyless:
+        return
+    count = f"{len(keyless)} table{'s' if len(keyless) > 1 else ''}"
+    raise PreflightError(
+        "publication",
+        f"publication {name} not created: it would publish updates and deletes of {count} "
+        f"without a usable replica identity ({named([t.name for t in keyless])}), and PostgreSQL "
+        "would then refuse the application's UPDATE and DELETE on them. Fix, in this order of "
+        f"preference: {fixes(keyless[0])}",
+    )
+
+
+def _warn_keyless(report: PreflightReport, name: str, keyless: list[KeylessTable]) -> None:
+    """An existing publication already makes PostgreSQL refuse writes to these tables."""
+    report.keyless_tables = keyless
+    if not keyless:
+        return
+    report.warn(
+        "publication",
+        f"publication {name} publishes updates and deletes of tables without a usable replica "
+        f"identity: PostgreSQL is refusing the application's UPDATE and DELETE on "
+        f"{named([t.name for t in keyless])}. Fix, in this order of preference: "
+        f"{fixes(keyless[0])}",
     )
 
 

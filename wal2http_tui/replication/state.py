@@ -58,6 +58,7 @@ class StateSnapshot:
     next_retry_at: float | None
     reconnect_attempt: int
     last_error: str
+    keyless_tables: tuple[str, ...] = ()  # published without a usable replica identity
 
     @property
     def lag_bytes(self) -> int:
@@ -109,6 +110,7 @@ class ReplicationState:
     next_retry_at: float | None = None
     reconnect_attempt: int = 0
     last_error: str = ""
+    keyless_tables: tuple[str, ...] = ()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get_relation(self, oid: Oid) -> RelationInfo | None:
@@ -125,6 +127,12 @@ class ReplicationState:
         if changed:
             level = logging.WARNING if state in _TROUBLE else logging.INFO
             log.log(level, "state %s%s", state, f": {detail}" if detail else "")
+
+    def add_keyless_table(self, name: str) -> None:
+        """A published table whose updates and deletes PostgreSQL refuses (no replica identity)."""
+        with self._lock:
+            if name not in self.keyless_tables:
+                self.keyless_tables = (*self.keyless_tables, name)
 
     def snapshot(self) -> StateSnapshot:
         with self._lock:
@@ -152,4 +160,5 @@ class ReplicationState:
                 next_retry_at=self.next_retry_at,
                 reconnect_attempt=self.reconnect_attempt,
                 last_error=self.last_error,
+                keyless_tables=self.keyless_tables,
             )

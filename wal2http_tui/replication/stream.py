@@ -19,16 +19,22 @@ from typing import Protocol
 
 import psycopg
 
-from wal2http_tui.config.loader import ReplicationConfig
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.replication.assembler import TransactionAssembler
 from wal2http_tui.replication.decoder import PgOutputDecoder
 from wal2http_tui.replication.messages import (
     ProtocolError,
+    RelationInfo,
     ReplicationMessage,
     format_lsn,
     pg_timestamp_to_datetime,
 )
 from wal2http_tui.replication.preflight import PreflightError, run_preflight
+from wal2http_tui.replication.replica_identity import (
+    relation_lacks_identity,
+    relation_warning,
+    sql_name,
+)
 from wal2http_tui.replication.state import EngineState, ReplicationState, StateSnapshot
 from wal2http_tui.replication.transactions import SpoolDirectory, Transaction
 from wal2http_tui.replication.transport import (
@@ -167,10 +173,13 @@ class ReplicationStream:
             self._converter,
             self._spool,
             self._on_transaction,
+            on_relation=self._on_relation,
             **assembler_kwargs,
         )
         self._idle_lsn = 0
         self._last_feedback = 0.0
+        self._warned: set[str] = set()  # warnings already logged in this run
+        self._identity_needed = True  # the publication publishes updates or deletes
         self.fatal_error: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -287,9 +296,16 @@ class ReplicationStream:
             tables=self.config.tables,
             create_publication=self.config.create_publication,
             create_slot=self.config.create_slot,
+            publish=self.config.publish,
         )
         self.set_flushed_lsn(report.slot_confirmed_lsn)
         self.state.host = report.host
+        self._identity_needed = report.publishes_updates_or_deletes
+        for table in report.keyless_tables:
+            self.state.add_keyless_table(table.name)
+            self._warned.add(table.name)
+        for warning in report.warnings:
+            self._warn_once(warning.message)
         conninfo = replication_conninfo(
             self.config.connection_string,
             options=session_options(),
@@ -394,6 +410,18 @@ class ReplicationStream:
     def process_replication_message(self, message: ReplicationMessage) -> None:
         """Feed one decoded message (the loop does this for every XLogData it receives)."""
         self._assembler.feed(message)
+
+    def _warn_once(self, message: str, key: str | None = None) -> None:
+        if (key or message) not in self._warned:
+            self._warned.add(key or message)
+            log.warning("%s", message)
+
+    def _on_relation(self, relation: RelationInfo) -> None:
+        """A table announced while streaming: warn (once) when its writes are being refused."""
+        if self._identity_needed and relation_lacks_identity(relation):
+            name = sql_name(relation.schema, relation.table)
+            self.state.add_keyless_table(name)
+            self._warn_once(relation_warning(relation), key=name)
 
     def _on_transaction(self, tx: Transaction) -> None:
         state = self.state

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from wal2http_tui.replication.messages import PG_EPOCH, Lsn, format_lsn
+from wal2http_tui.replication.messages import PG_EPOCH, Lsn, format_lsn, parse_lsn
 
 XLOGDATA_HEADER = struct.Struct(">QQQ")  # after 'w': wal start, wal end, server time
 KEEPALIVE = struct.Struct(">QQB")  # after 'k': wal end, server time, reply requested
@@ -183,8 +183,7 @@ def _text(value: bytes | None) -> str:
 
 
 def _parse_lsn_bytes(value: bytes | None) -> Lsn:
-    high, _, low = _text(value).partition("/")
-    return (int(high, 16) << 32) | int(low, 16) if low else 0
+    return parse_lsn(_text(value)) if value else 0
 
 
 def _error_text(conn: pq.PGconn) -> str:

@@ -16,7 +16,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from wal2http_tui.config.document import ConfigDocument
-from wal2http_tui.config.loader import SINK_KINDS, ConfigError, format_key_path
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.keys import format_key_path
+from wal2http_tui.config.model import SINK_KINDS
 
 REQUIRED_KEYS = {
     "http": ("url",),

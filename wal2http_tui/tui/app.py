@@ -3,6 +3,11 @@
 ``run_app`` is what the CLI calls. The app starts the engine when it is not started yet, reads
 it every ``POLL_SECONDS`` (``monitor.py``) and renders the live screens in one batch. Quitting
 stops the engine off the UI thread, showing that it is stopping, then exits.
+
+The engine is anything that keeps ``EngineControls``. Screens get what they need when the app
+opens them (the engine, whether it is read-only, the last readings), live screens get each new
+reading from ``poll``, and what only the app does (opening the inspector, a sink control) they
+ask for with a message: none of them reaches back into the app.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 from wal2http_tui.config.document import ConfigDocument
-from wal2http_tui.config.loader import ConfigError
+from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.delivery.activity import SinkState
-from wal2http_tui.engine.facade import Engine
+from wal2http_tui.engine.controls import EngineControls
 from wal2http_tui.replication.state import EngineState
 from wal2http_tui.tui.dead_letters import DeadLettersScreen, DeadLetterTable
-from wal2http_tui.tui.dialogs import ConfirmScreen
+from wal2http_tui.tui.dialogs import ConfirmScreen, if_confirmed
 from wal2http_tui.tui.editor import ConfigEditorScreen, SectionList
 from wal2http_tui.tui.help import HelpScreen, KeymapSection
 from wal2http_tui.tui.inspector import InspectorScreen
@@ -34,6 +39,7 @@ from wal2http_tui.tui.main_screen import MainScreen
 from wal2http_tui.tui.marks import marks_legend
 from wal2http_tui.tui.messages import EngineStateChanged, Inspect, SinkCommand
 from wal2http_tui.tui.monitor import Monitor, Readings, ShowsReadings
+from wal2http_tui.tui.read_only import refuse_in_read_only
 from wal2http_tui.tui.retries import RetryTable
 from wal2http_tui.tui.sinks import SinkControls
 from wal2http_tui.tui.slot_health import SlotHealthScreen
@@ -63,8 +69,7 @@ class Wal2HttpApp(App[None]):
     """The operator's view of one engine and its configuration file."""
 
     TITLE = "wal2http-tui"
-    MODES = {"main": MainScreen}  # as a mode (not the default screen) its CSS_PATH loads
-    DEFAULT_MODE = "main"
+    DEFAULT_MODE = "main"  # added in __init__: as a mode (not the default screen) its CSS loads
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Quit: stop the engine (sinks drain), then exit"),
         Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume replication"),
@@ -80,13 +85,14 @@ class Wal2HttpApp(App[None]):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineControls,
         config_path: Path,
         *,
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        self.add_mode("main", lambda: MainScreen(read_only=read_only))
         self.engine = engine
         self.config_path = Path(config_path)
         self.read_only = read_only
@@ -107,7 +113,7 @@ class Wal2HttpApp(App[None]):
         """Read the engine once and render every live screen in one batch."""
         if not self.is_running:
             return  # shutting down: the screens are being removed (timers run on their own)
-        readings = self.monitor.read(self.clock())
+        readings = self.monitor.read(self.clock(), stopping=self.stopping)
         previous = self.readings.state.state if self.readings is not None else None
         self.readings = readings
         if readings.state.state != previous:
@@ -131,12 +137,6 @@ class Wal2HttpApp(App[None]):
             self.notify("Replication is streaming again")
 
     # -- rules ---------------------------------------------------------------------------------
-    def refuse_in_read_only(self, what: str) -> bool:
-        """True (and says so) when the app is read-only: nothing may change."""
-        if self.read_only:
-            self.notify(f"{what} is not allowed in read-only mode", severity="warning")
-        return self.read_only
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in NOT_IN_EDITOR and isinstance(self.screen, ConfigEditorScreen):
             return False
@@ -179,13 +179,13 @@ class Wal2HttpApp(App[None]):
         except ConfigError as exc:
             self.notify(str(exc), title="Cannot open the configuration", severity="error")
             return
-        self._show(ConfigEditorScreen(document, read_only=self.read_only))
+        self._show(ConfigEditorScreen(document, self.engine, read_only=self.read_only))
 
     def action_slot_health(self) -> None:
-        self._show(SlotHealthScreen())
+        self._show(SlotHealthScreen(self.readings))
 
     def action_dead_letters(self) -> None:
-        self._show(DeadLettersScreen())
+        self._show(DeadLettersScreen(self.engine, read_only=self.read_only))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -199,7 +199,8 @@ class Wal2HttpApp(App[None]):
         if message.action != "skip_to_dead_letters":
             self.sink_command(message.action, message.sink)
             return
-        if self.refuse_in_read_only("Skipping a delivery to the dead letters"):
+        skipping = "Skipping a delivery to the dead letters"
+        if refuse_in_read_only(self, skipping, read_only=self.read_only):
             return
         self.push_screen(
             ConfirmScreen(
@@ -208,7 +209,7 @@ class Wal2HttpApp(App[None]):
                 "can be replayed later (d).",
                 confirm="Skip",
             ),
-            lambda yes: self.sink_command(message.action, message.sink) if yes else None,
+            if_confirmed(lambda: self.sink_command(message.action, message.sink)),
         )
 
     def sink_command(self, action: str, sink: str) -> None:
@@ -286,7 +287,7 @@ def help_intro(read_only: bool) -> Content:
 
 
 def run_app(
-    engine: Engine, config_path: Path, *, read_only: bool = False, mouse: bool = True
+    engine: EngineControls, config_path: Path, *, read_only: bool = False, mouse: bool = True
 ) -> None:
     """Run the terminal UI until the operator quits; the engine is stopped on the way out."""
     app = Wal2HttpApp(engine, config_path, read_only=read_only)

@@ -18,24 +18,22 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
-from wal2http_tui.config.loader import (
+from wal2http_tui.config.env import env_references
+from wal2http_tui.config.keys import KeyPath
+from wal2http_tui.config.model import (
     EVENT_FORMATS,
     HOOK0_ALIASES,
     HOOK0_SINK_KEYS,
     HTTP_METHODS,
     HTTP_SINK_KEYS,
-    MASK,
     ON_FAILURE_CHOICES,
     ROOT_KEYS,
     SECRET_SINK_KEYS,
     Hook0SinkConfig,
     HttpSinkConfig,
-    KeyPath,
     ReplicationConfig,
-    env_references,
-    is_sensitive_header,
-    mask_conninfo,
 )
+from wal2http_tui.config.secrets import MASK, is_sensitive_header, mask_conninfo
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "method": HTTP_METHODS,

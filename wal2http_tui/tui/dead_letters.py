@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -15,16 +14,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from wal2http_tui.delivery.dead_letters import DeadLetter
-from wal2http_tui.tui.dialogs import ConfirmScreen
+from wal2http_tui.engine.controls import EngineControls
+from wal2http_tui.tui.dialogs import ConfirmScreen, if_confirmed
 from wal2http_tui.tui.json_view import payload_content
 from wal2http_tui.tui.keyed_table import KeyedTable, Row
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.messages import Inspect
+from wal2http_tui.tui.read_only import refuse_in_read_only
 from wal2http_tui.tui.subjects import dead_letter_subject
 from wal2http_tui.tui.units import short_path, utc_time
-
-if TYPE_CHECKING:
-    from wal2http_tui.tui.app import Wal2HttpApp
 
 RELOAD_SECONDS = 2.0
 REASON_WIDTH = 70
@@ -57,16 +55,20 @@ class DeadLetterTable(KeyedTable):
 
 
 class DeadLettersScreen(Screen):
+    """Reloaded every few seconds off the UI thread (the engine reads the dead-letter file);
+    replay and drop change that file, so read-only refuses them."""
+
     CSS_PATH = "dead_letters.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("r", "replay", "Replay"),
         Binding("x,delete", "drop", "Drop"),
     ]
-    app: Wal2HttpApp
 
-    def __init__(self) -> None:
+    def __init__(self, engine: EngineControls, *, read_only: bool) -> None:
         super().__init__()
+        self.engine = engine
+        self.read_only = read_only
         self.letters: dict[str, DeadLetter] = {}
         self.loaded = False
 
@@ -86,7 +88,7 @@ class DeadLettersScreen(Screen):
 
     @work(exclusive=True, group="dead-letters-load")
     async def reload(self) -> None:
-        letters = await asyncio.to_thread(self.app.engine.list_dead_letters)
+        letters = await asyncio.to_thread(self.engine.list_dead_letters)
         self.show_letters(letters)
 
     def show_letters(self, letters: list[DeadLetter]) -> None:
@@ -98,7 +100,7 @@ class DeadLettersScreen(Screen):
             self.query_one("#dead-letter-preview", Static).update(
                 Content.styled("No dead letters.", "$text-muted")
             )
-        path = short_path(self.app.engine.config.dead_letter_path)
+        path = short_path(self.engine.config.dead_letter_path)
         count = f"{len(letters)} dead letter{'' if len(letters) == 1 else 's'}"
         self.query_one("#dead-letters-heading", LiveStatic).show(
             Content.assemble(("Dead letters", "bold"), f" · {count} in {path}")
@@ -126,7 +128,7 @@ class DeadLettersScreen(Screen):
             self.post_message(Inspect(dead_letter_subject(letter)))
 
     def action_replay(self) -> None:
-        if self.app.refuse_in_read_only("Replaying a dead letter"):
+        if refuse_in_read_only(self, "Replaying a dead letter", read_only=self.read_only):
             return
         letter = self.selected()
         if letter is not None:
@@ -135,7 +137,7 @@ class DeadLettersScreen(Screen):
     @work(group="dead-letters-replay")
     async def replay(self, letter: DeadLetter) -> None:
         self.notify(f"Replaying dead letter {letter.id} to {letter.sink}…")
-        problem = await asyncio.to_thread(self.app.engine.replay_dead_letter, letter.id)
+        problem = await asyncio.to_thread(self.engine.replay_dead_letter, letter.id)
         if problem is None:
             self.notify(f"Dead letter {letter.id} delivered to {letter.sink} and removed")
         else:
@@ -143,7 +145,7 @@ class DeadLettersScreen(Screen):
         self.reload()
 
     def action_drop(self) -> None:
-        if self.app.refuse_in_read_only("Dropping a dead letter"):
+        if refuse_in_read_only(self, "Dropping a dead letter", read_only=self.read_only):
             return
         letter = self.selected()
         if letter is None:
@@ -151,13 +153,12 @@ class DeadLettersScreen(Screen):
         question = f"Drop dead letter {letter.id} ({letter.event_type}) of sink {letter.sink}?"
         detail = "The event is deleted for good: it will never be delivered."
         self.app.push_screen(
-            ConfirmScreen(question, detail, confirm="Drop"),
-            lambda yes: self.drop(letter) if yes else None,
+            ConfirmScreen(question, detail, confirm="Drop"), if_confirmed(lambda: self.drop(letter))
         )
 
     @work(group="dead-letters-drop")
     async def drop(self, letter: DeadLetter) -> None:
-        dropped = await asyncio.to_thread(self.app.engine.drop_dead_letter, letter.id)
+        dropped = await asyncio.to_thread(self.engine.drop_dead_letter, letter.id)
         if dropped:
             self.notify(f"Dead letter {letter.id} dropped")
         else:

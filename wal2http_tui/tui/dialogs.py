@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from inspect import isawaitable
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -43,3 +46,19 @@ class ConfirmScreen(ModalScreen[bool]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+def if_confirmed(action: Callable[[], object]) -> Callable[[bool | None], Awaitable[None]]:
+    """A ``ConfirmScreen`` callback that runs ``action`` on yes and nothing else.
+
+    What ``action`` returns is awaited when it can be (a coroutine, ``dismiss``), as Textual
+    awaits what a screen's callback returns, and dropped otherwise (a worker runs on its own).
+    """
+
+    async def answered(yes: bool | None) -> None:
+        if yes:
+            outcome = action()
+            if isawaitable(outcome):
+                await outcome
+
+    return answered

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -32,8 +32,10 @@ from textual.widgets import (
 )
 
 from wal2http_tui.config.document import ConfigDocument, SinkEntry
-from wal2http_tui.config.loader import ConfigError, KeyPath, ReplicationConfig, format_key_path
-from wal2http_tui.engine.check import FAIL, OK
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.keys import KeyPath, format_key_path
+from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
+from wal2http_tui.engine.controls import FAIL, OK, EngineControls
 from wal2http_tui.tui.add_sink import AddSinkScreen, NewSink
 from wal2http_tui.tui.config_fields import (
     REQUIRED,
@@ -45,11 +47,9 @@ from wal2http_tui.tui.config_fields import (
     masked,
     to_text,
 )
-from wal2http_tui.tui.dialogs import ConfirmScreen
+from wal2http_tui.tui.dialogs import ConfirmScreen, if_confirmed
 from wal2http_tui.tui.live_static import LiveStatic
-
-if TYPE_CHECKING:
-    from wal2http_tui.tui.app import Wal2HttpApp
+from wal2http_tui.tui.read_only import refuse_in_read_only
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,9 @@ class SectionList(OptionList):
 
 
 class ConfigEditorScreen(Screen):
+    """A form over ``document``. ``engine`` says whether applying it restarts replication,
+    applies it and runs the tests; read-only shows everything and changes nothing."""
+
     CSS_PATH = "editor.tcss"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", tooltip="Save the edits to the file (validated)"),
@@ -162,11 +165,13 @@ class ConfigEditorScreen(Screen):
         Binding("escape", "close", "Back", tooltip="Close the editor (asks if not saved)"),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
-    app: Wal2HttpApp
 
-    def __init__(self, document: ConfigDocument, *, read_only: bool) -> None:
+    def __init__(
+        self, document: ConfigDocument, engine: EngineControls, *, read_only: bool
+    ) -> None:
         super().__init__()
         self.document = document
+        self.engine = engine
         self.read_only = read_only
         self.revealed = False
         self.sections = document_sections(document)
@@ -376,7 +381,7 @@ class ConfigEditorScreen(Screen):
         return False
 
     def action_save(self) -> None:
-        if self.app.refuse_in_read_only("Saving the configuration"):
+        if refuse_in_read_only(self, "Saving the configuration", read_only=self.read_only):
             return
         if self._refuse_invalid("Not saved"):
             return
@@ -395,12 +400,12 @@ class ConfigEditorScreen(Screen):
         self._show_validation()
 
     def action_apply(self) -> None:
-        if self.app.refuse_in_read_only("Applying the configuration"):
+        if refuse_in_read_only(self, "Applying the configuration", read_only=self.read_only):
             return
         if self._refuse_invalid("Not applied") or self.config is None:
             return
         config = self.config
-        if not self.app.engine.needs_restart(config):
+        if not self.engine.needs_restart(config):
             self.apply(config, restart=False)
             return
         self.app.push_screen(
@@ -410,14 +415,14 @@ class ConfigEditorScreen(Screen):
                 "replication worker stops (sinks finish in-flight deliveries) and connects again.",
                 confirm="Restart",
             ),
-            lambda yes: self.apply(config, restart=True) if yes else None,
+            if_confirmed(lambda: self.apply(config, restart=True)),
         )
 
     @work(group="editor-apply", exclusive=True)
     async def apply(self, config: ReplicationConfig, *, restart: bool) -> None:
         self.notify("Restarting replication…" if restart else "Reloading sinks…")
         try:
-            await asyncio.to_thread(self.app.engine.apply, config)
+            await asyncio.to_thread(self.engine.apply, config)
         except Exception as exc:  # the engine's reason, whatever it is, for the operator
             self.notify(f"Not applied: {exc}", severity="error")
             return
@@ -439,7 +444,7 @@ class ConfigEditorScreen(Screen):
     async def test_connection(self, path: KeyPath, config: ReplicationConfig) -> None:
         self._show_test(path, Content("Testing the connection…"))
         try:
-            lines = await asyncio.to_thread(self.app.engine.test_connection, config)
+            lines = await asyncio.to_thread(self.engine.test_connection, config)
         except Exception as exc:  # shown as the test's result
             self._show_test(path, Content.assemble(("✗ ", "$error"), str(exc)))
             return
@@ -450,10 +455,10 @@ class ConfigEditorScreen(Screen):
         self._show_test(path, Content.assemble(*parts[:-1]))
 
     @work(group="editor-test", exclusive=True)
-    async def test_sink(self, path: KeyPath, sink: Any) -> None:
+    async def test_sink(self, path: KeyPath, sink: EventSinkConfig) -> None:
         self._show_test(path, Content(f"Testing sink {sink.name}…"))
         try:
-            line = await asyncio.to_thread(self.app.engine.test_sink, sink)
+            line = await asyncio.to_thread(self.engine.test_sink, sink)
         except Exception as exc:  # test_sink raises with the reason
             self._show_test(path, Content.assemble(("✗ ", "$error"), f"{sink.name}: {exc}"))
             return
@@ -471,7 +476,7 @@ class ConfigEditorScreen(Screen):
         await self._rebuild_forms(self.current)
 
     def action_add_sink(self) -> None:
-        if self.app.refuse_in_read_only("Adding a sink"):
+        if refuse_in_read_only(self, "Adding a sink", read_only=self.read_only):
             return
         self.app.push_screen(AddSinkScreen(self.document), self._add_sink)
 
@@ -487,7 +492,7 @@ class ConfigEditorScreen(Screen):
         self.notify(f"Sink {name} added; ctrl+s saves, ctrl+o applies")
 
     def action_remove_sink(self) -> None:
-        if self.app.refuse_in_read_only("Removing a sink"):
+        if refuse_in_read_only(self, "Removing a sink", read_only=self.read_only):
             return
         sink = self.section.sink
         if sink is None:
@@ -499,7 +504,7 @@ class ConfigEditorScreen(Screen):
                 "Its table and the comment lines above it are removed when you save.",
                 confirm="Remove",
             ),
-            lambda yes: self._remove_sink(sink) if yes else None,
+            if_confirmed(lambda: self._remove_sink(sink)),
         )
 
     async def _remove_sink(self, sink: SinkEntry) -> None:
@@ -510,7 +515,7 @@ class ConfigEditorScreen(Screen):
         self.notify(f"Sink {sink.name} removed; ctrl+s saves, ctrl+o applies")
 
     async def action_toggle_sink(self) -> None:
-        if self.app.refuse_in_read_only("Enabling or disabling a sink"):
+        if refuse_in_read_only(self, "Enabling or disabling a sink", read_only=self.read_only):
             return
         sink = self.section.sink
         if sink is None:
@@ -530,5 +535,5 @@ class ConfigEditorScreen(Screen):
                 "The file stays as it is on disk.",
                 confirm="Discard",
             ),
-            lambda yes: self.dismiss() if yes else None,
+            if_confirmed(self.dismiss),
         )

@@ -26,7 +26,7 @@ from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.units import UNKNOWN, milliseconds, utc_clock
 
 if TYPE_CHECKING:
-    from wal2http_tui.engine.facade import Engine
+    from wal2http_tui.engine.controls import EngineControls
 
 ATTEMPT_COLUMNS = ["sink", "#", "at (UTC)", "result", "status", "latency", "error"]
 ERROR_WIDTH = 60
@@ -89,7 +89,7 @@ class InspectorScreen(Screen):
         Binding("v", "toggle_raw", "Raw / pretty"),
     ]
 
-    def __init__(self, engine: Engine, subject: Subject) -> None:
+    def __init__(self, engine: EngineControls, subject: Subject) -> None:
         super().__init__()
         self.engine = engine
         self.subject = subject

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Log
 
-from wal2http_tui.engine.facade import LOG_LINES
+from wal2http_tui.engine.controls import LOG_LINES
 from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.pane import Pane
 

@@ -6,8 +6,6 @@ screen collapses to the focused pane, with a bar naming the others (digits or a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,9 +23,6 @@ from wal2http_tui.tui.sinks import SinksPane
 from wal2http_tui.tui.status import StatusBar
 from wal2http_tui.tui.transactions import TransactionsPane
 
-if TYPE_CHECKING:
-    from wal2http_tui.tui.app import Wal2HttpApp
-
 WIDE = 100
 TALL = 30
 
@@ -44,10 +39,9 @@ class MainScreen(Screen):
         Binding("slash", "filter", "Filter", tooltip="Filter transactions by table or xid"),
     ]
 
-    app: Wal2HttpApp
-
-    def __init__(self) -> None:
+    def __init__(self, *, read_only: bool) -> None:
         super().__init__()
+        self.read_only = read_only
         self.active_pane = 0
 
     def compose(self) -> ComposeResult:
@@ -101,9 +95,6 @@ class MainScreen(Screen):
         return Content.assemble(*parts)
 
     def show_readings(self, readings: Readings) -> None:
-        app = self.app
-        self.query_one(StatusBar).show_readings(
-            readings, stopping=app.stopping, read_only=app.read_only
-        )
+        self.query_one(StatusBar).show_readings(readings, read_only=self.read_only)
         for pane in self.panes:
             pane.show_readings(readings)

@@ -29,7 +29,7 @@ class Subject:
 class SinkCommand(Message):
     """A pane asks for a sink control; the app applies the read-only rule and confirms skips.
 
-    ``action`` names the Engine method: ``retry_now``, ``skip_to_dead_letters``,
+    ``action`` names the ``EngineControls`` method: ``retry_now``, ``skip_to_dead_letters``,
     ``pause_sink`` or ``resume_sink``.
     """
 

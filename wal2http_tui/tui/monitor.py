@@ -16,7 +16,7 @@ from wal2http_tui.delivery.activity import RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.replication.state import StateSnapshot
 
 if TYPE_CHECKING:
-    from wal2http_tui.engine.facade import Engine, SlotHealth
+    from wal2http_tui.engine.controls import EngineControls, SlotHealth
 
 RATE_PERIOD = 1.0  # seconds per events/s sample
 RATE_HISTORY = 60
@@ -26,10 +26,15 @@ RISING_CHECKS = 4  # retained WAL grew across this many successive slot checks
 
 @dataclass(frozen=True)
 class Readings:
-    """Everything the live screens show, read at ``now``."""
+    """Everything the live screens show, read at ``now``.
+
+    ``stopping``: the app is stopping the engine (the operator quit); the engine's own state
+    says otherwise until its sinks have drained.
+    """
 
     now: float
     state: StateSnapshot
+    stopping: bool
     paused: bool
     sinks: list[SinkSnapshot]
     transactions: list[TxRecord]
@@ -95,12 +100,12 @@ class SlotTrend:
 class Monitor:
     """Reads the engine and keeps the short histories the screens draw."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineControls) -> None:
         self.engine = engine
         self.rate = EventRate()
         self.slot_trend = SlotTrend()
 
-    def read(self, now: float) -> Readings:
+    def read(self, now: float, *, stopping: bool) -> Readings:
         engine = self.engine
         state = engine.snapshot()
         slot = engine.slot_health()
@@ -109,6 +114,7 @@ class Monitor:
         return Readings(
             now=now,
             state=state,
+            stopping=stopping,
             paused=engine.paused,
             sinks=engine.sinks(),
             transactions=engine.transactions(),

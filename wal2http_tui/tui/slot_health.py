@@ -7,7 +7,6 @@ A slot holds WAL on the server until the engine confirms it: retained WAL that g
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,14 +15,11 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline
 
-from wal2http_tui.engine.facade import SlotHealth
+from wal2http_tui.engine.controls import SlotHealth
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.units import UNKNOWN, human_bytes, human_duration
-
-if TYPE_CHECKING:
-    from wal2http_tui.tui.app import Wal2HttpApp
 
 GiB = 1024**3
 RETAINED_WARNING_BYTES = 1 * GiB
@@ -120,12 +116,18 @@ def trend_label(history: list[int], *, rising: bool) -> Content:
 
 
 class SlotHealthScreen(Screen):
-    """Refreshed with every poll; the engine checks the slot every few seconds."""
+    """Refreshed with every poll; the engine checks the slot every few seconds.
 
-    app: Wal2HttpApp
+    ``latest`` is the app's last reading when it opened the screen, if any: shown as soon as
+    the screen is mounted rather than a blank screen until the next poll.
+    """
 
     CSS_PATH = "slot_health.tcss"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, latest: Readings | None) -> None:
+        super().__init__()
+        self.latest = latest
 
     def compose(self) -> ComposeResult:
         yield LiveStatic(id="slot-title")
@@ -139,8 +141,8 @@ class SlotHealthScreen(Screen):
         table.cursor_type = "none"
         table.zebra_stripes = False
         table.set_columns(["check", "value", "assessment"])
-        if self.app.readings is not None:
-            self.show_readings(self.app.readings)
+        if self.latest is not None:
+            self.show_readings(self.latest)
 
     def show_readings(self, readings: Readings) -> None:
         slot = readings.slot

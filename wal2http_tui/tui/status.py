@@ -35,10 +35,10 @@ _STATE_LOOK = {
 }
 
 
-def state_line(readings: Readings, *, stopping: bool) -> Content:
+def state_line(readings: Readings) -> Content:
     """``● streaming``, ``↻ reconnecting in 4s (attempt 3): why``, ``✗ error: why``..."""
     state = readings.state
-    if stopping:
+    if readings.stopping:
         return Content.assemble(
             ("■ stopping", "bold $warning"),
             " sinks finish in-flight deliveries, then the final confirmation to PostgreSQL",
@@ -115,8 +115,8 @@ class StatusBar(Horizontal):
             yield LiveStatic(id="status-rate-value")
             yield Sparkline([], id="status-rate-graph")
 
-    def show_readings(self, readings: Readings, *, stopping: bool, read_only: bool) -> None:
-        state = state_line(readings, stopping=stopping)
+    def show_readings(self, readings: Readings, *, read_only: bool) -> None:
+        state = state_line(readings)
         if read_only:
             state = Content.assemble(("READ-ONLY", "reverse $warning"), " ", state)
         alert = slot_alert(readings)

@@ -1,0 +1,203 @@
+"""The configuration as the program uses it: frozen dataclasses, their defaults, and the choices.
+
+Every default is written once, on its dataclass field: the loader fills absent keys from there,
+and the retry policy and the delivery worker take their own defaults from the same fields. The
+keys a table of the file may hold are the dataclass fields, so a new setting is one new field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from wal2http_tui.config.secrets import (
+    MASK,
+    is_secret_field,
+    mask_conninfo,
+    mask_headers,
+    secret_field,
+)
+
+DEAD_LETTER_FILE_NAME = "wal2http-dead-letters.sqlite"
+SINK_KINDS = ("http", "hook0")
+LEGACY_HTTP_KEY = "http"  # the seed's single [http] table, read as an HTTP sink
+EVENT_FORMATS = ("json", "debezium", "cloudevents")
+ON_FAILURE_CHOICES = ("block", "dead_letter")
+HTTP_METHODS = ("POST", "PUT", "PATCH")
+# What a publication may publish (CREATE PUBLICATION ... WITH (publish = '...')).
+PUBLISHED_OPERATIONS = ("insert", "update", "delete", "truncate")
+MAX_BATCH_EVENTS = 10_000
+DEFAULT_HOOK0_LABELS: Mapping[str, str] = {"source": "wal2http"}
+MAX_HOOK0_LABELS = 8  # Hook0 accepts 10; the sink adds `schema` and `table`
+RESERVED_HOOK0_LABELS = ("schema", "table")
+HOOK0_ALIASES = {"project_id": "application_id", "workspace_id": "organization_id"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseSinkConfig:
+    """What every event sink has: its name, whether it runs, and how its events are delivered.
+
+    Not used on its own: each kind sets ``kind`` and the default ``name`` (the kind).
+    """
+
+    kind: str = field(init=False)
+    name: str
+    enabled: bool = False
+    event_format: str = "json"
+    timeout: float = 10.0
+    retries: int = 5
+    retry_backoff_ms: int = 500
+    retry_max_backoff_secs: float = 60.0
+    on_failure: str = "block"
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+    def redacted(self) -> dict[str, Any]:
+        """A plain view for display, the secrets masked."""
+        view = _plain(self)
+        for config_field in fields(self):
+            if is_secret_field(config_field) and view[config_field.name] is not None:
+                view[config_field.name] = MASK
+        return view
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSinkConfig(BaseSinkConfig):
+    """An HTTP endpoint that receives every event (the seed's ``HttpSinkConfig``)."""
+
+    kind: Literal["http"] = field(default="http", init=False)
+    name: str = "http"
+    url: str
+    method: str = "POST"
+    auth_header: str | None = secret_field(default=None)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    signing_secret: str | None = secret_field(default=None)
+    batch_max_events: int = 1
+
+    def redacted(self) -> dict[str, Any]:
+        """A plain view for display: secrets masked, credential-like header values masked."""
+        return {**super().redacted(), "headers": mask_headers(self.headers)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hook0SinkConfig(BaseSinkConfig):
+    """A Hook0 application that receives every event as a Hook0 event."""
+
+    kind: Literal["hook0"] = field(default="hook0", init=False)
+    name: str = "hook0"
+    api_url: str
+    api_key: str = secret_field()
+    application_id: str
+    organization_id: str | None = None
+    labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HOOK0_LABELS))
+
+
+EventSinkConfig: TypeAlias = HttpSinkConfig | Hook0SinkConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicationConfig:
+    """Everything the replication server needs (the seed's ``ReplicationConfig``)."""
+
+    connection_string: str = field(repr=False)
+    publication_name: str = "wal2http_pub"
+    slot_name: str = "wal2http_slot"
+    feedback_interval_secs: float = 10.0
+    tables: tuple[str, ...] | None = None
+    create_publication: bool = True
+    # The publication's `publish` option when wal2http-tui creates it; None: every operation.
+    publish: str | None = None
+    create_slot: bool = True
+    dead_letter_path: Path = Path(DEAD_LETTER_FILE_NAME)
+    queue_max_events: int = 10_000
+    event_sinks: tuple[EventSinkConfig, ...] = ()
+    source_path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def enabled_sinks(self) -> tuple[EventSinkConfig, ...]:
+        return tuple(sink for sink in self.event_sinks if sink.enabled)
+
+    def redacted(self) -> dict[str, Any]:
+        """A plain view for display: the password masked, each sink's secrets masked."""
+        return {
+            **_plain(self),
+            "connection_string": mask_conninfo(self.connection_string),
+            "event_sinks": [sink.redacted() for sink in self.event_sinks],
+        }
+
+
+def _plain(config: object) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    for name in config.__dataclass_fields__:  # type: ignore[attr-defined]
+        value = getattr(config, name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        view[name] = value
+    return view
+
+
+# --- the keys of the file ------------------------------------------------------------------------
+
+_SET_BY_LOADER = ("kind", "source_path", "warnings")
+
+
+def _table_keys(config: type, order: str = "") -> tuple[str, ...]:
+    """The keys a table of the file may hold: the fields of ``config`` but those the loader sets;
+    in field order, or in the order of the names in ``order`` (a field it leaves out fails at
+    import)."""
+    names = [config_field.name for config_field in fields(config)]
+    names = [name for name in names if name not in _SET_BY_LOADER]
+    return tuple(sorted(names, key=order.split().index) if order else names)
+
+
+def field_defaults(config: type) -> dict[str, Any]:
+    """The default of every field of ``config`` that has one (default factories called)."""
+    defaults = {}
+    for config_field in fields(config):
+        if config_field.default is not MISSING:
+            defaults[config_field.name] = config_field.default
+        elif config_field.default_factory is not MISSING:
+            defaults[config_field.name] = config_field.default_factory()
+    return defaults
+
+
+ROOT_KEYS = _table_keys(ReplicationConfig)
+# A sink's keys in the order the editor lists them and add_sink writes them. It is not the fields'
+# order because a dataclass puts its base's fields first, and both kinds list what they are about
+# (url, api_url...) right after `enabled`, HTTP with the shared settings among its own.
+HTTP_SINK_KEYS = _table_keys(
+    HttpSinkConfig,
+    "name enabled url method timeout retries auth_header headers event_format signing_secret "
+    "batch_max_events verify_tls ca_file retry_backoff_ms retry_max_backoff_secs on_failure",
+)
+HOOK0_SINK_KEYS = _table_keys(
+    Hook0SinkConfig,
+    "name enabled api_url api_key application_id organization_id labels event_format timeout "
+    "retries retry_backoff_ms retry_max_backoff_secs on_failure verify_tls ca_file",
+)
+SECRET_SINK_KEYS = tuple(
+    config_field.name
+    for config in (HttpSinkConfig, Hook0SinkConfig)
+    for config_field in fields(config)
+    if is_secret_field(config_field)
+)
+
+
+def sink_names(entries: Iterable[tuple[str, object]]) -> list[str]:
+    """Each sink's name: its own, else the kind, then ``kind-2``, ``kind-3``... per unnamed one."""
+    unnamed: dict[str, int] = {}
+    names = []
+    for kind, name in entries:
+        if isinstance(name, str):
+            names.append(name)
+            continue
+        unnamed[kind] = unnamed.get(kind, 0) + 1
+        names.append(kind if unnamed[kind] == 1 else f"{kind}-{unnamed[kind]}")
+    return names

@@ -1,0 +1,179 @@
+"""EngineControls: everything the terminal UI reads from and asks of the engine, in one place.
+
+The UI depends on this Protocol, never on ``Engine`` itself, so the real engine
+(``wal2http_tui.engine.facade.Engine``) and the UI tests' fake (``tests.fakes.engine.FakeEngine``)
+are two implementations of one contract that mypy holds both to. This module also holds the
+plain values the contract speaks of (``SlotHealth``, ``CheckLine`` and the statuses the UI
+tells apart, ``LOG_LINES``), so the UI imports them from here and nothing from the facade.
+
+Threads: every member may be called from any thread. The reads are cheap copies, fine on the
+UI thread several times a second; the members whose docstring says they block (disk, network,
+draining sinks) belong off it (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
+from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
+from wal2http_tui.delivery.dead_letters import DeadLetter
+from wal2http_tui.engine.check import FAIL, OK
+from wal2http_tui.replication.state import StateSnapshot
+
+__all__ = [
+    "FAIL",
+    "LOG_LINES",
+    "OK",
+    "CheckLine",
+    "EngineControls",
+    "SlotHealth",
+]
+
+LOG_LINES = 500  # the most lines ``log_lines`` returns
+
+# One line of a connection test: (status, check, message), the status as ``check`` writes it
+# (``OK``, ``FAIL``, or a milder one such as a note).
+CheckLine = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class SlotHealth:
+    """This slot's row of ``pg_replication_slots``, plus how much WAL it holds back."""
+
+    slot_name: str
+    exists: bool
+    active_pid: int | None = None
+    restart_lsn: str | None = None
+    confirmed_flush_lsn: str | None = None
+    wal_status: str | None = None
+    safe_wal_size: int | None = None
+    retained_bytes: int | None = None
+    checked_at: float = 0.0
+    error: str = ""
+
+
+class EngineControls(Protocol):
+    """One configuration's replication, as the terminal UI watches and steers it."""
+
+    # -- what the screens show about the configuration ---------------------------------------
+    @property
+    def config(self) -> ReplicationConfig:
+        """The configuration in force: the one started with, or the last one applied. The
+        dead letters screen names its ``dead_letter_path``."""
+        ...
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start replicating; returns at once (connecting happens on the engine's threads).
+        The app calls it on mount when ``snapshot().state`` is ``stopped``."""
+        ...
+
+    def stop(self) -> None:
+        """Stop replicating: sinks finish in-flight deliveries (bounded), then the final
+        confirmation to PostgreSQL. Blocks until then: call it off the UI thread. Once stopped
+        the engine is not started again."""
+        ...
+
+    # -- reading (cheap copies, fine on the UI thread at every poll) ---------------------------
+    def snapshot(self) -> StateSnapshot:
+        """The replication state now: state and detail, LSNs, lag, counters, last error."""
+        ...
+
+    def sinks(self) -> list[SinkSnapshot]:
+        """One snapshot per running sink: state, counters, latency, its waiting retry if any."""
+        ...
+
+    def transactions(self) -> list[TxRecord]:
+        """The last transactions received (bounded), oldest first, with each sink's mark."""
+        ...
+
+    def attempts(self) -> list[AttemptRecord]:
+        """The last delivery attempts (bounded), oldest first, credentials already masked."""
+        ...
+
+    def retries(self) -> list[RetryInfo]:
+        """The deliveries waiting for their next attempt: one per sink at most."""
+        ...
+
+    def slot_health(self) -> SlotHealth:
+        """The slot as last checked (the engine checks every few seconds on a thread of its
+        own; this never waits for a check). ``error`` says why the check failed, if it did."""
+        ...
+
+    def log_lines(self) -> list[str]:
+        """The last ``LOG_LINES`` formatted lines of the engine log, oldest first."""
+        ...
+
+    # -- replication controls ------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        """True while replication is paused by the operator (``pause``)."""
+        ...
+
+    def pause(self) -> None:
+        """Stop reading the stream; PostgreSQL keeps the WAL for the slot meanwhile."""
+        ...
+
+    def resume(self) -> None:
+        """Read the stream again after ``pause``."""
+        ...
+
+    # -- sink controls: KeyError when no running sink has that name ----------------------------
+    def pause_sink(self, name: str) -> None:
+        """Hold this sink's deliveries; the others go on. KeyError for an unknown sink."""
+        ...
+
+    def resume_sink(self, name: str) -> None:
+        """Deliver again after ``pause_sink``. KeyError for an unknown sink."""
+        ...
+
+    def retry_now(self, name: str) -> None:
+        """Attempt the sink's waiting delivery now instead of at its next retry time.
+        KeyError for an unknown sink."""
+        ...
+
+    def skip_to_dead_letters(self, name: str) -> None:
+        """Give up on the sink's waiting delivery: its events become dead letters and the sink
+        goes on with the next ones. KeyError for an unknown sink."""
+        ...
+
+    # -- dead letters (the dead-letter file: blocking, call them off the UI thread) ------------
+    def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """At most ``limit`` dead letters, oldest first. Reads the dead-letter file."""
+        ...
+
+    def replay_dead_letter(self, letter_id: int) -> str | None:
+        """Send the dead letter through its sink again: None when delivered (and removed),
+        else why not (no such letter, no such sink any more, the delivery's error); the letter
+        stays then. Blocks on the delivery."""
+        ...
+
+    def drop_dead_letter(self, letter_id: int) -> bool:
+        """Delete the dead letter for good: True when removed, False when it was already gone."""
+        ...
+
+    # -- configuration -------------------------------------------------------------------------
+    def needs_restart(self, new: ReplicationConfig) -> bool:
+        """True when ``new`` changes the replication session itself (connection, slot,
+        publication, tables, queue or dead-letter settings), not just sinks. Cheap."""
+        ...
+
+    def apply(self, new: ReplicationConfig) -> None:
+        """Use ``new`` from now on: sinks are reconfigured live; when ``needs_restart``, the
+        replication worker stops (sinks drain) and starts again on ``new``. Blocks until done:
+        call it off the UI thread. ValueError, and nothing changes, when ``new`` would enable no
+        sink; other exceptions carry the reason it could not be applied."""
+        ...
+
+    def test_connection(self, config: ReplicationConfig) -> list[CheckLine]:
+        """``check`` for the connection part of ``config`` (not the one in force): connect and
+        run the pre-flight, one line per check. A failed check is a FAIL line, not an
+        exception. Connects to PostgreSQL: call it off the UI thread."""
+        ...
+
+    def test_sink(self, sink_config: EventSinkConfig) -> str:
+        """Probe a sink built from ``sink_config``: the probe's line when it answers; raises,
+        with the reason as the message, when it does not. Network: call it off the UI thread."""
+        ...
