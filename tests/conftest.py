@@ -18,8 +18,8 @@ SLOW_FOLDERS = ("integration", "reliability")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``slow``: a test that needs a PostgreSQL cluster or real processes (everything under
-    integration/ and reliability/, and any test using the cluster), so that
-    ``pytest -m "not slow"`` runs the rest in well under a minute."""
+    integration/ and reliability/, and any test using the cluster); UI tests that take seconds
+    are marked in their modules. ``pytest -m "not slow"`` runs the rest in under a minute."""
     for item in items:
         folder = item.path.parent.name
         if folder in SLOW_FOLDERS or "pg_cluster" in getattr(item, "fixturenames", ()):

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wal2http_tui import __version__
 from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
@@ -15,6 +16,9 @@ from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.config.loader import load_config
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.demo import throwaway
+
+if TYPE_CHECKING:
+    from wal2http_tui.engine.controls import EngineControls
 
 DEFAULT_CONFIG = "wal2http.toml"
 
@@ -85,7 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(headless=True, duration=args.duration, rate=args.rate)
     from wal2http_tui.tui.app import run_app
 
-    def open_ui(engine, config_path: Path) -> None:
+    def open_ui(engine: EngineControls, config_path: Path) -> None:
         run_app(engine, config_path, mouse=not args.no_mouse)
 
     return run_demo(headless=False, duration=None, rate=args.rate, open_ui=open_ui)

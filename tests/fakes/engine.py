@@ -411,9 +411,9 @@ class FakeEngine:
         self.calls.append(("retry_now", name))
         self._sink(name)
 
-    def skip_to_dead_letters(self, name: str) -> None:
+    def skip_to_dead_letters(self, name: str) -> bool:
         self.calls.append(("skip_to_dead_letters", name))
-        self._sink(name)
+        return self._sink(name).retry is not None
 
     # -- dead letters --------------------------------------------------------------------------
     def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:

@@ -198,6 +198,7 @@ async def test_dropping_a_dead_letter_needs_a_confirmation(world):
         assert app.screen.query_one(DeadLetterTable).row_count == 0
 
 
+@pytest.mark.slow  # types into the filter key by key: about 3 s
 async def test_the_filter_keeps_transactions_of_a_table_or_an_xid(world):
     app = world.app()
     async with app.run_test() as pilot:
@@ -385,6 +386,7 @@ async def test_help_lists_the_whole_keymap(world):
         assert isinstance(app.screen, HelpScreen)
 
 
+@pytest.mark.slow  # opens the palette on several screens: about 6 s
 async def test_the_command_palette_offers_every_key_action_and_each_sinks_controls(world):
     engine = world.engine
     app = world.app()

@@ -20,7 +20,8 @@ from wal2http_tui.tui.dialogs import ConfirmScreen
 from wal2http_tui.tui.editor import ConfigEditorScreen, FieldRow, SectionList
 from wal2http_tui.tui.main_screen import MainScreen
 
-pytestmark = pytest.mark.anyio
+# slow: each drives the editor through whole edit-save-apply sessions (2 to 6 s apiece).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 REPLICATION, ORDERS_API, AUDIT, HOOK0 = range(4)  # the sections of sample.toml
 

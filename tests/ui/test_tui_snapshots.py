@@ -16,6 +16,9 @@ from textual.widgets import Input
 from tests.fakes.engine import NOW, FakeEngine, FrozenClock, GiB, sample_world
 from wal2http_tui.tui.app import Wal2HttpApp
 
+# slow: rendering each screen at two sizes and comparing the SVGs takes about 17 s in all.
+pytestmark = pytest.mark.slow
+
 SIZES = [pytest.param((120, 36), id="120x36"), pytest.param((80, 24), id="80x24")]
 # events per second over the 12 seconds before the screenshot, and the slot's retained WAL
 RATES = [120, 340, 410, 380, 150, 90, 520, 640, 300, 210, 260, 480]

@@ -33,14 +33,14 @@ def transaction(tmp_path, first_id: int, rows: int, end_lsn: int) -> Transaction
     )
 
 
-def worker(url: str, tmp_path, **kwargs) -> SinkWorker:
+def worker(url: str, tmp_path, cls: type[SinkWorker] = SinkWorker, **kwargs) -> SinkWorker:
     batch = kwargs.pop("batch_max_events", 1)
     retry = kwargs.pop("retry", RetryPolicy(retries=2, backoff_ms=10, max_backoff_secs=0.05))
     config = HttpSinkConfig(
         name="s", enabled=True, url=url, timeout=kwargs.pop("timeout", 2), batch_max_events=batch
     )
     store = kwargs.pop("dead_letters", None)
-    return SinkWorker(
+    return cls(
         HttpEventSink(config),
         EventProcessor(SOURCE),
         retry=retry,

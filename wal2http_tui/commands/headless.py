@@ -1,7 +1,9 @@
 """``run --headless``: the engine without a screen, for production.
 
 One log line per state change, failure and retry. SIGTERM or SIGINT: stop reading, let sinks
-finish in-flight deliveries (bounded), send the final confirmation, exit 0.
+finish in-flight deliveries (bounded), send the final confirmation, exit 0. The exit status
+says how it ended (``exit_codes``): 0 stopped when asked, 1 stopped on an error (the last log
+line says which), 2 refused to start (the configuration or the database set-up must change).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import logging
 import signal
 import threading
 
-from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_OK
+from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.config.secrets import mask_conninfo
 from wal2http_tui.engine.server import ReplicationServer
+from wal2http_tui.replication.stream import DRAIN_TIMEOUT
 
 log = logging.getLogger("wal2http_tui")
 
@@ -31,7 +34,7 @@ def quiet_http_client_logs() -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def run_headless(config: ReplicationConfig, drain_timeout: float = 10.0) -> int:
+def run_headless(config: ReplicationConfig, drain_timeout: float = DRAIN_TIMEOUT) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     server = ReplicationServer.from_config(config, drain_timeout=drain_timeout)
@@ -58,6 +61,9 @@ def run_headless(config: ReplicationConfig, drain_timeout: float = 10.0) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if server.fatal_error:  # refused to start: the set-up or the configuration must change
-        log.error("%s", server.fatal_error)
+        log.error("not started: %s", server.fatal_error)
         return EXIT_CONFIG_ERROR
+    if server.crash_error:
+        log.error("stopped on an error: %s", server.crash_error)
+        return EXIT_FAILURE
     return EXIT_OK

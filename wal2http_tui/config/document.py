@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tomlkit.items import AbstractTable
+
 from wal2http_tui.config import text_edits
 from wal2http_tui.config.env import env_references
 from wal2http_tui.config.errors import ConfigError
@@ -231,6 +233,7 @@ class ConfigDocument:
         if path in self._layout.statements or self._statement_above(path) is not None:
             self._add_to_inline(path, current, table)
             return name
+        after: KeyPath
         if current is None:
             new_header, after = f"[{render_key(path)}]", ("event_sinks",)
         elif isinstance(current, list) or (isinstance(current, dict) and header is not None):
@@ -335,10 +338,10 @@ class ConfigDocument:
                 break
             containers.append(containers[-1][part])
         target, rest = containers[-1], relative[len(containers) - 1 :]
-        if isinstance(target, Mapping) and (
+        if isinstance(target, AbstractTable) and (  # an inline table, tomlkit's Mapping
             value is _MISSING or len(rest) > 1 or rest[0] not in target
         ):
-            table = target.unwrap()
+            table: dict[Any, Any] = target.unwrap()
             if value is _MISSING:
                 del table[rest[0]]
             else:

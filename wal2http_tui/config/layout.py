@@ -113,7 +113,8 @@ class TomlLayout:
         return len(self.text) if end < 0 else end + 1
 
     def _scan(self) -> None:
-        text, pos, table = self.text, 0, ()
+        text, pos = self.text, 0
+        table: KeyPath = ()
         while True:
             pos = self._skip(pos, newlines=True)
             if pos >= len(text):

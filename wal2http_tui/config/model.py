@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from wal2http_tui.config.secrets import (
     MASK,
@@ -19,6 +19,9 @@ from wal2http_tui.config.secrets import (
     mask_headers,
     secret_field,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DEAD_LETTER_FILE_NAME = "wal2http-dead-letters.sqlite"
 SINK_KINDS = ("http", "hook0")
@@ -112,6 +115,8 @@ class ReplicationConfig:
     create_slot: bool = True
     dead_letter_path: Path = Path(DEAD_LETTER_FILE_NAME)
     queue_max_events: int = 10_000
+    # A sink with work queued and nothing delivered for this long shows STALLED; 0: never.
+    stall_warning_secs: float = 60.0
     event_sinks: tuple[EventSinkConfig, ...] = ()
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -129,9 +134,9 @@ class ReplicationConfig:
         }
 
 
-def _plain(config: object) -> dict[str, Any]:
+def _plain(config: DataclassInstance) -> dict[str, Any]:
     view: dict[str, Any] = {}
-    for name in config.__dataclass_fields__:  # type: ignore[attr-defined]
+    for name in config.__dataclass_fields__:
         value = getattr(config, name)
         if isinstance(value, Path):
             value = str(value)

@@ -45,10 +45,12 @@ def read_sinks(source: ConfigSource, data: dict[str, Any]) -> list[EventSinkConf
     """Every sink of the (expanded) file, the legacy ``[http]`` table first."""
     entries: list[tuple[str, KeyPath, dict[str, Any]]] = []
     if LEGACY_HTTP_KEY in data:
-        legacy = (LEGACY_HTTP_KEY,)
-        entries.append(("http", legacy, _sink_table(source, legacy, data[LEGACY_HTTP_KEY])))
+        legacy_path = (LEGACY_HTTP_KEY,)
+        entries.append(
+            ("http", legacy_path, _sink_table(source, legacy_path, data[LEGACY_HTTP_KEY]))
+        )
         source.warn(
-            legacy,
+            legacy_path,
             '[http] is the legacy single-sink table: it is read as an HTTP sink named "http", '
             "enabled unless it says enabled = false. To migrate, rename the header to "
             "[event_sinks.http] and add enabled = true (sinks under event_sinks are disabled "
@@ -58,7 +60,7 @@ def read_sinks(source: ConfigSource, data: dict[str, Any]) -> list[EventSinkConf
     if not isinstance(sinks_table, dict):
         raise source.error(("event_sinks",), f"expected a table, got {describe(sinks_table)}")
     for kind, value in sinks_table.items():
-        path = ("event_sinks", kind)
+        path: KeyPath = ("event_sinks", kind)
         if kind not in SINK_KINDS:
             raise source.error(path, unknown_key_message(kind, SINK_KINDS, "event_sinks"))
         if isinstance(value, list):
@@ -166,12 +168,14 @@ def _hook0_sink(source: ConfigSource, path: KeyPath, data: dict, name: str) -> H
             "Hook0's API is under /api/v1 (e.g. https://app.hook0.com/api/v1); events will "
             f"be sent to {api_url.rstrip('/')}/event/",
         )
+    application_id = ids["application_id"]
+    assert application_id is not None  # a required key: table.string raised if it was missing
     return Hook0SinkConfig(
         name=_sink_name(table, name),
         enabled=table.boolean("enabled"),
         api_url=api_url,
         api_key=table.string("api_key", "a Hook0 API key", secret=True),
-        application_id=ids["application_id"],
+        application_id=application_id,
         organization_id=ids["organization_id"],
         labels=_hook0_labels(source, table),
         **_delivery(table),

@@ -24,6 +24,7 @@ from wal2http_tui.config.secrets import mask_url_password
 _REQUIRED: Any = object()
 _FIELD_DEFAULT: Any = object()
 _SECONDS_EXPECTED = "a number of seconds > 0"
+_SECONDS_OR_OFF_EXPECTED = "a number of seconds >= 0 (0 turns it off)"
 _URL_EXPECTED = "an http:// or https:// URL"
 
 
@@ -126,13 +127,15 @@ class TableReader:
             raise self.fail(key, f"expected {expected}, got {value}")
         return value
 
-    def seconds(self, key: str) -> float:
-        value = self._raw(key, _SECONDS_EXPECTED, _FIELD_DEFAULT)
+    def seconds(self, key: str, *, zero_means_off: bool = False) -> float:
+        """A number of seconds > 0 (or >= 0, when 0 turns the setting off)."""
+        expected = _SECONDS_OR_OFF_EXPECTED if zero_means_off else _SECONDS_EXPECTED
+        value = self._raw(key, expected, _FIELD_DEFAULT)
         if not isinstance(value, int | float) or isinstance(value, bool):
             hint = unquote_hint(value)
-            raise self.fail(key, f"expected {_SECONDS_EXPECTED}, got {describe(value)}{hint}")
-        if not (math.isfinite(value) and value > 0):
-            raise self.fail(key, f"expected {_SECONDS_EXPECTED}, got {show(value)}")
+            raise self.fail(key, f"expected {expected}, got {describe(value)}{hint}")
+        if not (math.isfinite(value) and (value > 0 or (zero_means_off and value == 0))):
+            raise self.fail(key, f"expected {expected}, got {show(value)}")
         return float(value)
 
     def choice(self, key: str, choices: Sequence[str]) -> str:

@@ -37,9 +37,9 @@ from wal2http_tui.config.toml_text import nest, render_key, render_value
 def add_key(layout: TomlLayout, path: KeyPath, depth: int, value: Any) -> str:
     """Add the key ``path[depth]`` (its value nested under the rest of ``path``) to the table
     ``path[:depth]``, in the body of the table that holds it: after its last key."""
-    if isinstance(path[depth], int):
-        raise KeyError(f"{format_key_path(path[: depth + 1])} does not exist")
     table, key = path[:depth], path[depth]
+    if isinstance(key, int):
+        raise KeyError(f"{format_key_path(path[: depth + 1])} does not exist")
     value = nest(path[depth + 1 :], value)
     if table == () or layout.header(table) is not None:
         return _add_statement(layout, table, (key,), value)

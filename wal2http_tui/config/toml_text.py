@@ -11,14 +11,19 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Item, String, StringType
 
-from wal2http_tui.config.keys import KeyPath
+from wal2http_tui.config.keys import KeyPath, format_key_path
 
 _NOT_IN_LITERAL_STRING = re.compile(r"['\x00-\x08\x0a-\x1f\x7f]")
 
 
 def render_key(key: KeyPath) -> str:
     """A key, or a dotted key, as TOML writes it (quoted where a bare key cannot be)."""
-    return ".".join(tomlkit.key(part).as_string() for part in key)
+    parts = []
+    for part in key:
+        if isinstance(part, int):
+            raise TypeError(f"{format_key_path(key)}: an array index is not part of a TOML key")
+        parts.append(tomlkit.key(part).as_string())
+    return ".".join(parts)
 
 
 def render_value(value: Any, *, literal: bool = False) -> str:
@@ -40,7 +45,9 @@ def render_value(value: Any, *, literal: bool = False) -> str:
 
 def toml_item(value: Any) -> Item:
     """A tomlkit item for ``value``, formatted as ``render_value`` writes it."""
-    return tomlkit.parse(f"v = {render_value(value)}").item("v")
+    item = tomlkit.parse(f"v = {render_value(value)}").item("v")
+    assert isinstance(item, Item)  # one key = value line: never an out-of-order table's proxy
+    return item
 
 
 def is_literal_string(item: object) -> bool:

@@ -69,6 +69,7 @@ def validate(
         create_slot=root.boolean("create_slot"),
         dead_letter_path=dead_letter_path,
         queue_max_events=root.integer("queue_max_events", minimum=1),
+        stall_warning_secs=root.seconds("stall_warning_secs", zero_means_off=True),
         event_sinks=tuple(sinks),
         source_path=source.absolute_path,
         warnings=tuple(source.warnings),

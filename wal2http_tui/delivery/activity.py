@@ -25,6 +25,7 @@ class SinkState:
     HEALTHY = "healthy"
     RETRYING = "retrying"
     FAILING = "failing"
+    STALLED = "stalled"  # work queued, nothing delivered for stall_warning_secs
     PAUSED = "paused"
     DISABLED = "disabled"
     STOPPED = "stopped"

@@ -132,7 +132,9 @@ class DeadLetterStore:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
-                return int(cursor.lastrowid)
+                letter_id = cursor.lastrowid
+            assert letter_id is not None  # an INSERT that succeeded always sets it
+            return letter_id
         except sqlite3.Error as exc:
             raise DeadLetterError(f"cannot write dead-letter file {self.path}: {exc}") from exc
 

@@ -28,7 +28,9 @@ class Replayer:
         if sink is None:
             sink = self._sinks[letter.sink] = build_sink(sink_config)
         try:
-            sink.on_event(letter.to_event())
+            sink.on_batch(
+                [letter.to_event()]
+            )  # in the shape the receiver gets: an array if batched
         except DeliveryError as exc:
             return str(exc)
         self.store.remove(letter.id)

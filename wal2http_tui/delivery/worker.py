@@ -5,6 +5,12 @@ events, sends them (one by one or in batches), retries per policy, dead-letters 
 and records how far it got (``finished_lsn``). A slow or failing sink never blocks another sink's
 deliveries; the ``Dispatcher`` (``dispatcher.py``) in front of the workers blocks the replication
 thread when a queue is full (backpressure: WAL waits on the server, memory stays bounded).
+
+The thread never ends on its own while it has work: an unexpected exception, from the sink or
+from building its events, is logged once with its traceback, shows the sink FAILING with the
+error, and is retried like any failed attempt; what is queued stays queued. A sink that has had
+work and delivered nothing for ``stall_warning_secs`` shows STALLED, so "healthy" never hides a
+sink that does not move.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.delivery.activity import (
@@ -28,13 +35,15 @@ from wal2http_tui.delivery.activity import (
 from wal2http_tui.delivery.dead_letters import DeadLetterError, DeadLetterStore
 from wal2http_tui.delivery.retry import RetryPolicy
 from wal2http_tui.event_sinks.event_processor import Event, EventProcessor
+from wal2http_tui.event_sinks.http_client import RESPONSE_BODY_CAP
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError, EventSink
-from wal2http_tui.replication.transactions import Transaction
+from wal2http_tui.replication.transactions import Change, Transaction
 
 log = logging.getLogger("wal2http_tui.delivery")
 
 MAX_TRANSACTIONS_QUEUED = 1000
 MAX_RETRY_AFTER_SECS = 3600.0
+JOIN_REPORT_SECS = 10.0  # while waiting for a worker to stop, say so this often
 
 
 def _weight(tx: Transaction) -> int:
@@ -59,6 +68,7 @@ class SinkWorker:
         dead_letters: DeadLetterStore | None,
         feed: ActivityFeed,
         queue_max_events: int = ReplicationConfig.queue_max_events,
+        stall_warning_secs: float = ReplicationConfig.stall_warning_secs,
     ) -> None:
         self.sink = sink
         self.processor = processor
@@ -66,6 +76,7 @@ class SinkWorker:
         self.dead_letters = dead_letters
         self.feed = feed
         self.queue_max_events = queue_max_events
+        self.stall_warning_secs = stall_warning_secs
         self.stats = SinkStats(sink.name, sink.kind, sink.describe_target())
         self.finished_lsn = 0
         self._queue: deque[Transaction] = deque()  # unfinished, in commit order
@@ -74,10 +85,19 @@ class SinkWorker:
         self._queued_weight = 0
         self._cond = threading.Condition()
         self._wake = threading.Event()
-        self._paused = False
-        self._skip_requested = False
         self._stopping = False
         self._drain_deadline: float | None = None
+        # What the sink shows is derived from these, under _state_lock (see _show_state).
+        self._state_lock = threading.Lock()
+        self._delivery_state = SinkState.HEALTHY
+        self._paused = False
+        self._stalled = False
+        self._ended = False
+        self._skip_requested = False
+        self._waiting_since: float | None = None  # work queued, nothing delivered since then
+        self._reported_errors: set[str] = set()  # unexpected errors already logged in full
+        self._long_answers_reported = False
+        self._cursor = _Cursor()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
     @property
@@ -91,7 +111,9 @@ class SinkWorker:
             self._thread.start()
 
     def stop(self, drain_timeout: float = 0.0) -> None:
-        """Stop after delivering what is queued, for at most ``drain_timeout`` seconds."""
+        """Stop after delivering what is queued, for at most ``drain_timeout`` seconds; past it
+        the worker stops between attempts (an attempt in flight is bounded by the sink's
+        timeout)."""
         with self._cond:
             self._stopping = True
             self._drain_deadline = time.monotonic() + drain_timeout
@@ -102,37 +124,53 @@ class SinkWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def join_reporting(self) -> None:
+        """Wait until the thread has ended, logging while an attempt in flight holds it (it is
+        bounded by the sink's timeout, so this ends)."""
+        waited = 0.0
+        while self._thread.is_alive():
+            self._thread.join(JOIN_REPORT_SECS)
+            waited += JOIN_REPORT_SECS
+            if self._thread.is_alive():
+                log.warning(
+                    "sink %s: still finishing the attempt in flight before it stops (%.0fs)",
+                    self.name,
+                    waited,
+                )
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def pause(self) -> None:
-        self._paused = True
-        self._set_state(SinkState.PAUSED)
+        with self._state_lock:
+            self._paused = True
+            self._show_state()
 
     def resume(self) -> None:
-        self._paused = False
-        if self.stats.state == SinkState.PAUSED:
-            self._set_state(SinkState.HEALTHY)
+        with self._state_lock:
+            self._paused = False
+            self._show_state()
         self._wake.set()
 
     @property
     def paused(self) -> bool:
         return self._paused
 
-    def _set_state(self, state: str) -> None:
-        """Change the sink's state; each change is one log line."""
-        if state == self.stats.state:
-            return
-        self.stats.state = state
-        level = logging.WARNING if state == SinkState.FAILING else logging.INFO
-        reason = f" ({self.stats.last_error})" if state == SinkState.FAILING else ""
-        log.log(level, "sink %s: %s%s", self.name, state, reason)
-
     def retry_now(self) -> None:
         """Cut the current backoff short."""
         self._wake.set()
 
-    def skip_to_dead_letters(self) -> None:
-        """Dead-letter the delivery that is being retried, and move on."""
-        self._skip_requested = True
+    def skip_to_dead_letters(self) -> bool:
+        """Dead-letter the delivery that is waiting to be retried, and move on. False (and
+        nothing is armed) when no delivery is waiting: the request applies to the state it was
+        made in, never to a later failure."""
+        with self._state_lock:
+            if self.stats.retry is None:
+                return False
+            self._skip_requested = True
         self._wake.set()
+        return True
 
     def retire(self) -> None:
         """Take no more transactions (the dispatcher is replacing or removing this sink)."""
@@ -150,12 +188,16 @@ class SinkWorker:
             self._queued_weight = 0
             return unfinished
 
-    def adopt(self, transactions: list[Transaction]) -> None:
-        """Take over another worker's unfinished transactions (their references included)."""
+    def adopt(self, transactions: list[Transaction], finished_lsn: int) -> None:
+        """Take over another worker's unfinished transactions (their references included) and
+        the position it had finished up to."""
         with self._cond:
+            self.finished_lsn = max(self.finished_lsn, finished_lsn)
             for tx in transactions:
                 self._queue.append(tx)
                 self._queued_weight += _weight(tx)
+            if self._queue and self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             self._cond.notify_all()
 
     # -- the queue (replication thread) --------------------------------------------------------
@@ -171,6 +213,8 @@ class SinkWorker:
                 if self._queue_full(weight):
                     return False
             tx.changes.acquire()
+            if not self._queue:
+                self._waiting_since = time.monotonic()
             self._queue.append(tx)
             self._queued_weight += weight
             self._cond.notify_all()
@@ -187,7 +231,7 @@ class SinkWorker:
     def progress(self, dispatched_lsn: int) -> int:
         """The LSN up to which this sink has finished everything it was given.
 
-        Called by the replication thread, the only one that dispatches: when nothing is
+        Called under the dispatcher's lock, which also guards dispatching: when nothing is
         unfinished, everything dispatched so far is done.
         """
         with self._cond:
@@ -204,14 +248,72 @@ class SinkWorker:
     def snapshot(self) -> SinkSnapshot:
         return self.stats.snapshot(self._queued_weight, self.finished_lsn)
 
+    # -- what the sink shows -------------------------------------------------------------------
+    def _set_delivery_state(self, state: str) -> None:
+        with self._state_lock:
+            self._delivery_state = state
+            self._show_state()
+
+    def _show_state(self) -> None:
+        """Under _state_lock: the state to show, from what deliveries say and what the operator
+        asked; each change is one log line."""
+        if self._ended:
+            state = SinkState.STOPPED
+        elif self._paused:
+            state = SinkState.PAUSED
+        elif self._stalled and self._delivery_state in (SinkState.HEALTHY, SinkState.RETRYING):
+            state = SinkState.STALLED
+        else:
+            state = self._delivery_state
+        if state == self.stats.state:
+            return
+        self.stats.state = state
+        if state == SinkState.FAILING:
+            log.warning("sink %s: failing (%s)", self.name, self.stats.last_error)
+        elif state == SinkState.STALLED:
+            log.warning(
+                "sink %s: stalled: work queued and nothing delivered for %.0fs (last error: %s)",
+                self.name,
+                self.stall_warning_secs,
+                self.stats.last_error or "none",
+            )
+        else:
+            log.info("sink %s: %s", self.name, state)
+
+    def _check_stall(self) -> None:
+        since = self._waiting_since
+        stalled = bool(
+            self.stall_warning_secs
+            and since is not None
+            and time.monotonic() - since >= self.stall_warning_secs
+        )
+        if stalled != self._stalled:
+            with self._state_lock:
+                self._stalled = stalled
+                self._show_state()
+
+    def _delivered(self, count: int) -> None:
+        self.stats.delivered += count
+        self.stats.retry = None
+        with self._cond:
+            self._waiting_since = time.monotonic() if self._queue else None
+        with self._state_lock:
+            self._skip_requested = False
+            self._stalled = False
+            self._delivery_state = SinkState.HEALTHY
+            self._show_state()
+
     # -- the worker thread ---------------------------------------------------------------------
+    def _past_deadline(self) -> bool:
+        return self._stopping and time.monotonic() >= (self._drain_deadline or 0)
+
     def _next_transaction(self, block: bool) -> Transaction | None:
         """The next queued transaction not yet started; None when there is none (and ``block``
         is False), or when stopping and the queue is drained or the drain deadline has passed.
         Transactions stay queued until finished, so an unfinished one is never lost."""
         with self._cond:
             while True:
-                if self._stopping and time.monotonic() >= (self._drain_deadline or 0):
+                if self._past_deadline():
                     return None
                 if len(self._queue) > self._started:
                     tx = self._queue[self._started]
@@ -222,39 +324,74 @@ class SinkWorker:
                 self._cond.wait(0.5)
 
     def _run(self) -> None:
-        batch_size = max(1, self.sink.batch_max_events)
-        current: Transaction | None = None
-        changes = None
-        seq = 0
+        failures = 0
         try:
             while True:
-                events: list[Event] = []
-                completes: list[Transaction] = []
-                while len(events) < batch_size:
-                    if current is None:
-                        current = self._next_transaction(block=not events and not completes)
-                        if current is None:
-                            break
-                        self._mark(current, Mark.IN_FLIGHT)
-                        changes, seq = iter(current.changes), 0
-                    change = next(changes, None)
-                    if change is None:
-                        completes.append(current)
-                        current = None
-                        continue
-                    events.append(self.processor.process_event(current, change, seq))
-                    seq += 1
-                if not events and not completes:
-                    return  # stopped
-                if events:
-                    self._deliver(events)
-                for tx in completes:
-                    self._finish(tx)
-        except _Stopped:
-            return
+                try:
+                    if not self._deliver_next_batch():
+                        return
+                    failures = 0
+                except _Stopped:
+                    return
+                except Exception as exc:  # the thread must never end silently
+                    failures += 1
+                    self._unexpected(exc)
+                    self._set_delivery_state(SinkState.FAILING)
+                    self._start_over()
+                    self._sleep(self.retry.delay(failures) or 0.1)
         finally:
-            self._set_state(SinkState.STOPPED)
+            with self._state_lock:
+                self._ended = True
+                self._show_state()
             self.sink.close()
+
+    def _deliver_next_batch(self) -> bool:
+        """Build one batch of events (at most ``batch_max_events``, across transactions),
+        deliver it, finish the transactions it completes; False when stopped."""
+        if self._past_deadline():
+            return False
+        batch_size = max(1, self.sink.batch_max_events)
+        cursor = self._cursor
+        events: list[Event] = []
+        completes: list[Transaction] = []
+        while len(events) < batch_size:
+            if cursor.tx is None:
+                tx = self._next_transaction(block=not events and not completes)
+                if tx is None:
+                    break
+                self._mark(tx, Mark.IN_FLIGHT)
+                cursor.begin(tx)
+            assert cursor.tx is not None and cursor.changes is not None
+            change = next(cursor.changes, None)
+            if change is None:
+                completes.append(cursor.tx)
+                cursor.end()
+                continue
+            events.append(self.processor.process_event(cursor.tx, change, cursor.seq))
+            cursor.seq += 1
+        if not events and not completes:
+            return False
+        if events:
+            self._deliver(events)
+        for tx in completes:
+            self._finish(tx)
+        return True
+
+    def _start_over(self) -> None:
+        """After an unexpected error: begin again at the first unfinished transaction (events
+        already delivered from it are sent again, with the same ids)."""
+        self._cursor.end()
+        with self._cond:
+            self._started = 0
+
+    def _unexpected(self, exc: Exception) -> str:
+        """Log an unexpected error with its traceback, once per distinct error; its message."""
+        message = f"unexpected error in the {self.sink.kind} sink: {type(exc).__name__}: {exc}"
+        self.stats.last_error = message
+        if message not in self._reported_errors:
+            self._reported_errors.add(message)
+            log.error("sink %s: %s", self.name, message, exc_info=exc)
+        return message
 
     def _finish(self, tx: Transaction) -> None:
         weight = _weight(tx)
@@ -278,33 +415,56 @@ class SinkWorker:
         first_failure = 0.0
         while True:
             self._wait_while_paused()
+            if self._past_deadline():
+                raise _Stopped
+            self._check_stall()
             attempt += 1
             started = time.monotonic()
+            unexpected = False
             try:
                 result = self.sink.on_batch(events)
-            except DeliveryError as error:
-                first_failure = first_failure or time.time()
-                self._record(events, attempt, started, error.attempt, str(error))
-                exhausted = not error.retryable or attempt > self.retry.retries
-                if self._skip_requested or (exhausted and self.retry.on_failure == "dead_letter"):
+            except DeliveryError as failure:
+                error = failure
+            except Exception as exc:  # a bug or a library's surprise: a retryable failure
+                error = DeliveryError(self._unexpected(exc), retryable=True)
+                unexpected = True
+            else:
+                self._record(events, attempt, started, result, "")
+                self._note_long_answer(result)
+                self._delivered(len(events))
+                return
+            first_failure = first_failure or time.time()
+            self._record(events, attempt, started, error.attempt, str(error))
+            exhausted = not error.retryable or attempt > self.retry.retries
+            if self._skip_requested or (exhausted and self.retry.on_failure == "dead_letter"):
+                with self._state_lock:
                     self._skip_requested = False
-                    if len(events) > 1 and not error.retryable:
-                        for event in events:  # find the event the receiver refuses
-                            self._deliver([event])
-                        return
-                    self._dead_letter(events, str(error), attempt, first_failure)
+                if len(events) > 1 and not error.retryable:
+                    for event in events:  # find the event the receiver refuses
+                        self._deliver([event])
                     return
-                self._wait_retry(events, attempt, error, exhausted)
-                continue
-            self._record(events, attempt, started, result, "")
-            self.stats.delivered += len(events)
-            self.stats.retry = None
-            if not self._paused:
-                self._set_state(SinkState.HEALTHY)
-            return
+                self._dead_letter(events, str(error), attempt, first_failure)
+                return
+            self._wait_retry(events, attempt, error, exhausted, failing=exhausted or unexpected)
+
+    def _note_long_answer(self, result: Attempt) -> None:
+        if result.body_truncated and not self._long_answers_reported:
+            self._long_answers_reported = True
+            log.warning(
+                "sink %s: the receiver answers with bodies longer than %d KiB: only that much "
+                "is read and the connection is closed after each such answer",
+                self.name,
+                RESPONSE_BODY_CAP // 1024,
+            )
 
     def _wait_retry(
-        self, events: list[Event], attempt: int, error: DeliveryError, exhausted: bool
+        self,
+        events: list[Event],
+        attempt: int,
+        error: DeliveryError,
+        exhausted: bool,
+        *,
+        failing: bool,
     ) -> None:
         if error.retry_after is not None:
             delay = min(error.retry_after, MAX_RETRY_AFTER_SECS)
@@ -312,9 +472,6 @@ class SinkWorker:
             delay = self.retry.max_backoff_secs
         else:
             delay = self.retry.delay(attempt)
-        state = SinkState.FAILING if exhausted else SinkState.RETRYING
-        if not self._paused:
-            self._set_state(state)
         first = events[0]
         self.stats.retry = RetryInfo(
             sink=self.name,
@@ -325,6 +482,7 @@ class SinkWorker:
             next_attempt_at=time.time() + delay,
             last_error=str(error),
         )
+        self._set_delivery_state(SinkState.FAILING if failing else SinkState.RETRYING)
         log.warning(
             "sink %s: attempt %d failed (%s); next attempt in %.1fs",
             self.name,
@@ -338,8 +496,9 @@ class SinkWorker:
         """Sleep, cut short by retry-now, skip or stop (stop past the drain deadline aborts)."""
         deadline = time.monotonic() + seconds
         while True:
-            if self._stopping and time.monotonic() >= (self._drain_deadline or 0):
+            if self._past_deadline():
                 raise _Stopped
+            self._check_stall()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -374,7 +533,7 @@ class SinkWorker:
                 status=result.status,
                 latency_ms=latency_ms,
                 error=error,
-                response_body=result.response_body[:4096],
+                response_body=result.response_body,
                 request_headers=result.request_headers,
                 payload=result.payload[:INSPECTED_PAYLOAD_BYTES],
             )
@@ -396,10 +555,27 @@ class SinkWorker:
             except DeadLetterError as exc:
                 # Never drop: block, say why, and try again.
                 failures += 1
-                self._set_state(SinkState.FAILING)
                 self.stats.last_error = f"{exc}; delivery is blocked until it can be written"
+                self._set_delivery_state(SinkState.FAILING)
                 log.error("sink %s: %s", self.name, self.stats.last_error)
                 self._sleep(min(30.0, 0.5 * 2**failures))
         self.stats.dead_lettered += len(events)
-        self.stats.retry = None
         log.warning("sink %s: %d event(s) dead-lettered: %s", self.name, len(events), reason)
+        self._delivered(0)
+
+
+class _Cursor:
+    """Where the worker is: the transaction it is turning into events, and how far."""
+
+    def __init__(self) -> None:
+        self.end()
+
+    def begin(self, tx: Transaction) -> None:
+        self.tx: Transaction | None = tx
+        self.changes: Iterator[Change] | None = iter(tx.changes)
+        self.seq = 0
+
+    def end(self) -> None:
+        self.tx = None
+        self.changes = None
+        self.seq = 0

@@ -21,6 +21,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeAlias
+
+# What socketserver hands a server, as typeshed writes it: a connected socket for TCP (as here),
+# (data, socket) for UDP.
+_Request: TypeAlias = socket.socket | tuple[bytes, socket.socket]
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,14 @@ class _Server(ThreadingHTTPServer):
     receiver: WebhookReceiver
     connections: set[socket.socket]
 
-    def process_request(self, request: socket.socket, client_address: object) -> None:
-        self.connections.add(request)
+    def process_request(self, request: _Request, client_address: object) -> None:
+        if isinstance(request, socket.socket):
+            self.connections.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request: socket.socket) -> None:
-        self.connections.discard(request)
+    def shutdown_request(self, request: _Request) -> None:
+        if isinstance(request, socket.socket):
+            self.connections.discard(request)
         super().shutdown_request(request)
 
     def close_connections(self) -> None:
@@ -64,7 +71,7 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(self, request: _Request, client_address: object) -> None:
         """A client that hangs up (killed, timed out) is not the receiver's error."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from wal2http_tui.config.loader import load_config
 from wal2http_tui.demo import throwaway
@@ -133,7 +134,7 @@ class Workload:
                     "FROM customers ORDER BY random() LIMIT 1",
                     (
                         round(self._random.uniform(5, 500), 2),
-                        psycopg.types.json.Jsonb({"items": self._random.randint(1, 9)}),
+                        Jsonb({"items": self._random.randint(1, 9)}),
                     ),
                 )
         elif pick < 0.9:

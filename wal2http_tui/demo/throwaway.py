@@ -246,11 +246,13 @@ class ThrowawayCluster:
             self._running = False
         shutil.rmtree(self.base, ignore_errors=True)
         self.base = None
-        if self._watchdog is not None:
-            with contextlib.suppress(OSError):
-                self._watchdog.stdin.close()  # type: ignore[union-attr]
+        watchdog = self._watchdog
+        if watchdog is not None:
+            if watchdog.stdin is not None:  # always: it is started with stdin=PIPE
+                with contextlib.suppress(OSError):
+                    watchdog.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._watchdog.wait(timeout=10)
+                watchdog.wait(timeout=10)
             self._watchdog = None
         atexit.unregister(self.stop)
 

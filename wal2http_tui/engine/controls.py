@@ -134,9 +134,10 @@ class EngineControls(Protocol):
         KeyError for an unknown sink."""
         ...
 
-    def skip_to_dead_letters(self, name: str) -> None:
+    def skip_to_dead_letters(self, name: str) -> bool:
         """Give up on the sink's waiting delivery: its events become dead letters and the sink
-        goes on with the next ones. KeyError for an unknown sink."""
+        goes on with the next ones. False (and nothing changes) when no delivery of that sink
+        is waiting for a retry. KeyError for an unknown sink."""
         ...
 
     # -- dead letters (the dead-letter file: blocking, call them off the UI thread) ------------

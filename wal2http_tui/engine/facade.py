@@ -43,6 +43,7 @@ RESTART_KEYS = (
     "create_slot",
     "feedback_interval_secs",
     "queue_max_events",
+    "stall_warning_secs",
     "dead_letter_path",
 )
 
@@ -156,8 +157,8 @@ class Engine:
     def retry_now(self, name: str) -> None:
         self._worker(name).retry_now()
 
-    def skip_to_dead_letters(self, name: str) -> None:
-        self._worker(name).skip_to_dead_letters()
+    def skip_to_dead_letters(self, name: str) -> bool:
+        return self._worker(name).skip_to_dead_letters()
 
     def _worker(self, name: str) -> SinkWorker:
         worker = self.server.worker(name)
@@ -198,6 +199,12 @@ class Engine:
             if self.needs_restart(new):
                 logging.getLogger("wal2http_tui").info("configuration changed: restarting")
                 self.server.stop()
+                if not self.server.wait_stopped(self._stopping_time()):
+                    raise RuntimeError(
+                        "the running replication worker has not stopped yet (a sink is still "
+                        "finishing an attempt): the new configuration is not applied; try "
+                        "again in a moment"
+                    )
                 if new.dead_letter_path != self.config.dead_letter_path:
                     self.dead_letters.close()
                     self.dead_letters = DeadLetterStore(new.dead_letter_path)
@@ -207,6 +214,11 @@ class Engine:
             else:
                 self.server.reconfigure_sinks(new.event_sinks)
                 self.config = replace(self.config, event_sinks=new.event_sinks)
+
+    def _stopping_time(self) -> float:
+        """How long stopping may take: draining, then the slowest sink's attempt in flight."""
+        slowest = max((sink.timeout for sink in self.config.enabled_sinks), default=0.0)
+        return self.server.stream.drain_timeout + slowest + 15
 
     @staticmethod
     def test_connection(config: ReplicationConfig) -> list[CheckLine]:

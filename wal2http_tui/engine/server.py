@@ -25,7 +25,7 @@ from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.event_sinks.traits import EventSink
 from wal2http_tui.replication.messages import ReplicationMessage, format_lsn
 from wal2http_tui.replication.state import ReplicationState, StateSnapshot
-from wal2http_tui.replication.stream import ReplicationStream
+from wal2http_tui.replication.stream import DRAIN_TIMEOUT, ReplicationStream
 from wal2http_tui.replication.transactions import Transaction
 
 log = logging.getLogger("wal2http_tui.server")
@@ -46,7 +46,7 @@ class ReplicationServer:
         dead_letters: DeadLetterStore | None = None,
         feed: ActivityFeed | None = None,
         spool_memory_limit: int | None = None,
-        drain_timeout: float = 10.0,
+        drain_timeout: float = DRAIN_TIMEOUT,
     ) -> None:
         self.config = config
         self.feed = feed or ActivityFeed()
@@ -60,10 +60,21 @@ class ReplicationServer:
         )
 
     @classmethod
-    def from_config(cls, config: ReplicationConfig, **kwargs) -> ReplicationServer:
+    def from_config(
+        cls,
+        config: ReplicationConfig,
+        *,
+        dead_letters: DeadLetterStore | None = None,
+        spool_memory_limit: int | None = None,
+        drain_timeout: float = DRAIN_TIMEOUT,
+    ) -> ReplicationServer:
         """A server with the dead-letter file and every enabled sink of ``config``."""
-        dead_letters = kwargs.pop("dead_letters", None) or DeadLetterStore(config.dead_letter_path)
-        server = cls(config, dead_letters=dead_letters, **kwargs)
+        server = cls(
+            config,
+            dead_letters=dead_letters or DeadLetterStore(config.dead_letter_path),
+            spool_memory_limit=spool_memory_limit,
+            drain_timeout=drain_timeout,
+        )
         for sink_config in config.enabled_sinks:
             server.register_event_sink(
                 build_sink(sink_config),
@@ -79,7 +90,13 @@ class ReplicationServer:
 
     @property
     def fatal_error(self) -> str | None:
+        """Why it refused to start (the set-up or the configuration must change), if it did."""
         return self.stream.fatal_error
+
+    @property
+    def crash_error(self) -> str | None:
+        """Why it stopped on an error while running, if it did."""
+        return self.stream.crash_error
 
     @property
     def running(self) -> bool:
@@ -101,6 +118,14 @@ class ReplicationServer:
     def stop(self, timeout: float | None = None) -> None:
         """Stop reading, let sinks finish in-flight deliveries (bounded), confirm, disconnect."""
         self.stream.stop(timeout)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the replication thread and every sink
+        worker have ended, so that nothing of this server sends any more; True when they have."""
+        self.stream.stop(timeout)
+        for worker in self.dispatcher.workers:
+            worker.join(timeout)
+        return not self.stream.running and self.dispatcher.stopped
 
     def pause(self) -> None:
         self.stream.pause()
@@ -151,6 +176,7 @@ class ReplicationServer:
             dead_letters=self.dead_letters,
             feed=self.feed,
             queue_max_events=queue_max_events or self.config.queue_max_events,
+            stall_warning_secs=self.config.stall_warning_secs,
         )
 
     def reconfigure_sinks(self, sink_configs: Sequence[EventSinkConfig]) -> None:
@@ -167,20 +193,20 @@ class ReplicationServer:
                     log.info("sink %s removed", name)
                     self.dispatcher.retire(worker)
             for name, sink_config in wanted.items():
-                worker = current.get(name)
-                if worker is not None and getattr(worker.sink, "config", None) == sink_config:
+                running = current.get(name)
+                if running is not None and getattr(running.sink, "config", None) == sink_config:
                     continue
                 new = self._new_worker(
                     build_sink(sink_config), sink_config.event_format, RetryPolicy.of(sink_config)
                 )
-                if worker is None:
+                if running is None:
                     log.info("sink %s added", name)
                     self.dispatcher.add(new)
                     if self._delivering:
                         new.start()
                 else:
                     log.info("sink %s reconfigured", name)
-                    self.dispatcher.replace(worker, new)
+                    self.dispatcher.replace(running, new)
 
     def sinks(self) -> list[SinkSnapshot]:
         return [worker.snapshot() for worker in self.dispatcher.workers]

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -24,6 +25,9 @@ from wal2http_tui import __version__
 from wal2http_tui.config.model import EVENT_FORMATS
 from wal2http_tui.replication.messages import format_lsn, pg_timestamp_to_datetime
 from wal2http_tui.replication.transactions import Change, Transaction
+
+if TYPE_CHECKING:
+    from _hashlib import HASH  # what hashlib.sha1() returns (typeshed's name for it)
 
 # UUIDv5 namespace of wal2http event ids: uuid5(NAMESPACE_URL, "urn:wal2http:event").
 EVENT_ID_NAMESPACE = bytes.fromhex("f37218330c0057e5abdb7e33b1c3ec7e")
@@ -46,14 +50,14 @@ def batch_id(events: Sequence[Event]) -> str:
     return _uuid5(f"batch/{events[0].event_id}/{events[-1].event_id}/{len(events)}")
 
 
-def _id_hash(system_id: str, slot: str, commit_lsn: int):
+def _id_hash(system_id: str, slot: str, commit_lsn: int) -> HASH:
     """SHA-1 state after the namespace and ``system_id/slot/lsn/``: one per transaction."""
     return hashlib.sha1(
         EVENT_ID_NAMESPACE + f"{system_id}/{slot}/{format_lsn(commit_lsn)}/".encode()
     )
 
 
-def _uuid_from(prefix_hash, seq: int) -> str:
+def _uuid_from(prefix_hash: HASH, seq: int) -> str:
     hashed = prefix_hash.copy()
     hashed.update(b"%d" % seq)
     return _format_uuid5(hashed.digest())
@@ -113,7 +117,7 @@ class _TxContext:
     """What every event of one transaction shares, rendered once."""
 
     tx: Transaction
-    id_hash: object  # hashlib state after the event id prefix
+    id_hash: HASH  # hashlib state after the event id prefix
     lsn: str
     commit_time: str
     commit_ms: int
@@ -173,7 +177,9 @@ class EventProcessor:
         op = change.op
         if op == "message":
             schema, table = "", ""
-            event_type = f"logical_message.{change.extra['prefix']}.message"
+            extra = change.extra
+            assert extra is not None  # a message's change always carries its prefix and content
+            event_type = f"logical_message.{extra['prefix']}.message"
         else:
             schema, table = change.schema, change.table
             event_type = ""

@@ -17,17 +17,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import hook0
 import hook0.transport
-import httpx
 
+from wal2http_tui.config.model import Hook0SinkConfig
 from wal2http_tui.event_sinks.event_processor import Event, safe_name
 from wal2http_tui.event_sinks.http_client import (
+    RESPONSE_BODY_SHOWN,
+    HttpClient,
     is_retryable_status,
     parse_retry_after,
-    tls_verify,
 )
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError, EventSink
 
@@ -53,21 +55,30 @@ def _label(value: str) -> str:
 
 
 class Hook0Transport:
-    """The SDK's transport interface (``deliver``/``request``) over our pooled httpx client.
+    """The SDK's transport interface (``deliver``/``request``) over the sinks' ``HttpClient``.
 
     ``hook0.Hook0Client`` builds every request body and reads every answer; this only carries
     them, with the SDK's own headers (Authorization, Accept, Content-Type, User-Agent,
     Hook0-Client-Options), on keep-alive connections that honour ``verify_tls``/``ca_file``
-    (the SDK's urllib transport opens a connection per request and knows no CA file). It keeps
-    the last answer so the sink can read its status, problem id and ``Retry-After``.
+    (the SDK's urllib transport opens a connection per request and knows no CA file), each
+    attempt bounded as a whole by ``timeout`` and each answer read up to the client's cap. It
+    keeps the last answer so the sink can read its status, problem id and ``Retry-After``.
     """
 
-    def __init__(self, api_url: str, token: str, *, timeout: float, verify_tls: bool, ca_file):
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float,
+        verify_tls: bool,
+        ca_file: Path | None,
+    ) -> None:
         self._base = api_url.rstrip("/") + "/"
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            verify=tls_verify(verify_tls, ca_file),
-            follow_redirects=False,
+        self._http = HttpClient(
+            timeout=timeout,
+            verify_tls=verify_tls,
+            ca_file=ca_file,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
@@ -77,41 +88,36 @@ class Hook0Transport:
         )
         self.last: tuple[int, dict[str, str], bytes] | None = None
 
-    def deliver(self, method: str, path: str, query: Sequence, body: Any = None):
+    def deliver(
+        self, method: str, path: str, query: Sequence[tuple[str, str]], body: Any = None
+    ) -> tuple[int, dict[str, str], bytes]:
         self.last = None
         content = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if content is not None else {}
         try:
-            response = self._client.request(
-                method,
-                self._base + path,
-                params=list(query) or None,
-                content=content,
-                headers=headers,
+            answer = self._http.exchange(
+                method, self._base + path, content=content, headers=headers, params=list(query)
             )
-        except httpx.HTTPError as exc:
-            raise hook0.TransportError(str(exc) or type(exc).__name__, transient=True) from exc
-        answer = (
-            response.status_code,
-            {k.lower(): v for k, v in response.headers.items()},
-            response.content,
-        )
-        self.last = answer
-        return answer
+        except DeliveryError as exc:
+            raise hook0.TransportError(str(exc), transient=exc.retryable) from exc
+        self.last = (answer.status, answer.headers, answer.body)
+        return self.last
 
-    def request(self, method: str, path: str, query: Sequence, body: Any = None):
+    def request(
+        self, method: str, path: str, query: Sequence[tuple[str, str]], body: Any = None
+    ) -> tuple[int, bytes]:
         status, _, payload = self.deliver(method, path, query, body)
         return status, payload
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
 
 class Hook0EventSink(EventSink):
     kind = "hook0"
     batch_max_events = 1
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: Hook0SinkConfig) -> None:
         self.config = config
         self.name = config.name
         options = hook0.Hook0ClientOptions(
@@ -182,7 +188,7 @@ class Hook0EventSink(EventSink):
         if self._transport.last is not None:
             status, _, body = self._transport.last
             attempt.status = status
-            attempt.response_body = body[:4096].decode(errors="replace")
+            attempt.response_body = body.decode(errors="replace")[:RESPONSE_BODY_SHOWN]
         return attempt
 
     def _failed(self, error: hook0.Hook0ClientError, attempt: Attempt) -> Attempt:

@@ -14,6 +14,7 @@ import hmac
 import time
 from collections.abc import Sequence
 
+from wal2http_tui.config.model import HttpSinkConfig
 from wal2http_tui.event_sinks.event_processor import Event, batch_id
 from wal2http_tui.event_sinks.http_client import HttpClient
 from wal2http_tui.event_sinks.traits import Attempt, EventSink
@@ -33,7 +34,7 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 class HttpEventSink(EventSink):
     kind = "http"
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: HttpSinkConfig) -> None:
         self.config = config
         self.name = config.name
         self.batch_max_events = config.batch_max_events
@@ -52,9 +53,10 @@ class HttpEventSink(EventSink):
         return self._send(event.event_id, event.payload)
 
     def on_batch(self, events: Sequence[Event]) -> Attempt:
-        """With ``batch_max_events`` > 1 the body is always a JSON array, even of one event."""
+        """With ``batch_max_events`` > 1 the body is always a JSON array, even of one event;
+        with 1, one event per request (several at once are refused, never dropped)."""
         if self.batch_max_events == 1:
-            return self.on_event(events[0])
+            return super().on_batch(events)
         message_id = events[0].event_id if len(events) == 1 else batch_id(events)
         body = b"[" + b",".join(event.payload for event in events) + b"]"
         return self._send(message_id, body)

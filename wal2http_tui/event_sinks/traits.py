@@ -17,6 +17,7 @@ class Attempt:
     response_body: str = ""
     request_headers: dict[str, str] = field(default_factory=dict)  # secrets already masked
     payload: bytes = b""
+    body_truncated: bool = False  # the answer was longer than the client reads
 
 
 class DeliveryError(Exception):

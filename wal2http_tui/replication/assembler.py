@@ -52,7 +52,7 @@ from wal2http_tui.replication.transactions import (
     SpoolDirectory,
     Transaction,
 )
-from wal2http_tui.replication.values import ValueConverter
+from wal2http_tui.replication.values import JsonValue, RowConverter, ValueConverter
 
 _orjson_dumps = orjson.dumps
 
@@ -95,7 +95,7 @@ class TransactionAssembler:
         self._streams: dict[Xid, _Open] = {}
         self._prepared: dict[str, _Open] = {}
         self._stream_xid: Xid | None = None
-        self._row_converters: dict[int, tuple[RelationInfo, Callable, tuple[str, ...]]] = {}
+        self._row_converters: dict[int, tuple[RelationInfo, RowConverter, tuple[str, ...]]] = {}
 
     @property
     def in_flight(self) -> bool:
@@ -114,53 +114,60 @@ class TransactionAssembler:
 
     # -- the message stream -------------------------------------------------------------------
     def feed(self, message: ReplicationMessage) -> None:
-        kind = type(message)
-        if kind is Insert or kind is Update or kind is Delete:
+        # Row changes first: one call per row. Three isinstance calls rather than a match
+        # statement or an isinstance tuple (SIM101): CPython 3.11 specialises isinstance(x, C),
+        # so these cost what type() identity checks do; the tuple costs ~30 ns more a message,
+        # the match statement's class patterns ~70 ns.
+        if (
+            isinstance(message, Insert)  # noqa: SIM101 (see above)
+            or isinstance(message, Update)
+            or isinstance(message, Delete)
+        ):
             self._append(message.xid, self._row_change(message))
-        elif kind is Begin:
+        elif isinstance(message, Begin):
             self._current = self._open(message.xid, message.final_lsn, message.timestamp)
-        elif kind is Commit:
+        elif isinstance(message, Commit):
             current = self._take_current("Commit")
             self._emit(current, message.commit_lsn, message.end_lsn, message.timestamp)
-        elif kind is Truncate:
+        elif isinstance(message, Truncate):
             for change in self._truncate_changes(message):
                 self._append(message.xid, change)
-        elif kind is Message:
+        elif isinstance(message, Message):
             self._message(message)
-        elif kind is StreamStart:
+        elif isinstance(message, StreamStart):
             self._stream_xid = message.xid
             if message.xid not in self._streams:
                 self._streams[message.xid] = self._open(message.xid, 0, 0, streamed=True)
-        elif kind is StreamStop:
+        elif isinstance(message, StreamStop):
             self._stream_xid = None
-        elif kind is StreamCommit:
+        elif isinstance(message, StreamCommit):
             stream = self._streams.pop(message.xid, None)
             if stream is None:
                 raise ProtocolError("StreamCommit", 1, f"xid {message.xid} was never streamed")
             self._emit(stream, message.commit_lsn, message.end_lsn, message.timestamp)
-        elif kind is StreamAbort:
+        elif isinstance(message, StreamAbort):
             self._stream_abort(message)
-        elif kind is BeginPrepare:
+        elif isinstance(message, BeginPrepare):
             self._current = self._open(message.xid, message.prepare_lsn, message.timestamp)
-        elif kind is Prepare:
+        elif isinstance(message, Prepare):
             self._prepared[message.gid] = self._take_current("Prepare")
-        elif kind is StreamPrepare:
+        elif isinstance(message, StreamPrepare):
             stream = self._streams.pop(message.xid, None)
             if stream is not None:
                 self._prepared[message.gid] = stream
-        elif kind is CommitPrepared:
+        elif isinstance(message, CommitPrepared):
             prepared = self._prepared.pop(message.gid, None)
             if prepared is not None:
                 self._emit(prepared, message.commit_lsn, message.end_lsn, message.timestamp)
-        elif kind is RollbackPrepared:
+        elif isinstance(message, RollbackPrepared):
             prepared = self._prepared.pop(message.gid, None)
             if prepared is not None:
                 prepared.changes.discard()
-        elif kind is Relation:
+        elif isinstance(message, Relation):
             self._row_converters.pop(message.relation.oid, None)
             if self._on_relation is not None:
                 self._on_relation(message.relation)
-        elif kind is Type:
+        elif isinstance(message, Type):
             # A custom type was (re)announced: it may have changed (ALTER TYPE).
             self._converter.invalidate()
             self._row_converters.clear()
@@ -241,7 +248,7 @@ class TransactionAssembler:
             raise ProtocolError(where, 1, f"relation {relation_id} was never announced")
         return relation
 
-    def _convert(self, relation: RelationInfo) -> tuple[Callable, tuple[str, ...]]:
+    def _convert(self, relation: RelationInfo) -> tuple[RowConverter, tuple[str, ...]]:
         """The relation's row converter and key columns, built once per Relation message."""
         cached = self._row_converters.get(relation.oid)
         if cached is not None and cached[0] is relation:
@@ -254,7 +261,7 @@ class TransactionAssembler:
     def _row_change(self, message: Insert | Update | Delete) -> Change:
         relation = self._relation(message.relation_id, type(message).__name__)
         convert, keys = self._convert(relation)
-        if type(message) is Insert:
+        if isinstance(message, Insert):
             new, toast = convert(message.tuple_data)
             return Change(
                 "insert",
@@ -265,7 +272,7 @@ class TransactionAssembler:
                 _key(new, keys),
                 tuple(toast),
             )
-        if type(message) is Update:
+        if isinstance(message, Update):
             old_tuple = message.old_tuple_data
             old = self._old_row(convert, message.key_type, old_tuple, keys)
             full_old = old_tuple if message.key_type == "O" else None
@@ -291,8 +298,11 @@ class TransactionAssembler:
 
     @staticmethod
     def _old_row(
-        convert: Callable, key_type: str | None, old_tuple: TupleData | None, keys: tuple[str, ...]
-    ) -> dict | None:
+        convert: RowConverter,
+        key_type: str | None,
+        old_tuple: TupleData | None,
+        keys: tuple[str, ...],
+    ) -> dict[str, JsonValue] | None:
         if old_tuple is None:
             return None
         row, _ = convert(old_tuple)
@@ -314,7 +324,7 @@ class TransactionAssembler:
         return changes
 
 
-def _key(row: dict, keys: tuple[str, ...]) -> str | None:
+def _key(row: dict[str, JsonValue], keys: tuple[str, ...]) -> str | None:
     if not keys:
         return None
     return _dumps({name: row.get(name) for name in keys})

@@ -523,25 +523,30 @@ class PgOutputDecoder:
         return gid
 
     def _begin_prepare(self, data: bytes, base: int) -> BeginPrepare:
-        fields = _BEGIN_PREPARE.unpack("BeginPrepare", data, base + 1, base)
+        lsn, end_lsn, timestamp, xid = _BEGIN_PREPARE.unpack("BeginPrepare", data, base + 1, base)
         gid = self._gid("BeginPrepare", data, base + 1 + _BEGIN_PREPARE.size, base)
-        return BeginPrepare(*fields, gid)
+        return BeginPrepare(lsn, end_lsn, timestamp, xid, gid)
 
     def _prepare(self, data: bytes, base: int) -> Prepare:
-        fields = _PREPARE.unpack("Prepare", data, base + 1, base)
-        return Prepare(*fields, self._gid("Prepare", data, base + 1 + _PREPARE.size, base))
+        flags, lsn, end_lsn, timestamp, xid = _PREPARE.unpack("Prepare", data, base + 1, base)
+        gid = self._gid("Prepare", data, base + 1 + _PREPARE.size, base)
+        return Prepare(flags, lsn, end_lsn, timestamp, xid, gid)
 
     def _commit_prepared(self, data: bytes, base: int) -> CommitPrepared:
         fields = _COMMIT_PREPARED.unpack("CommitPrepared", data, base + 1, base)
+        flags, lsn, end_lsn, timestamp, xid = fields
         gid = self._gid("CommitPrepared", data, base + 1 + _COMMIT_PREPARED.size, base)
-        return CommitPrepared(*fields, gid)
+        return CommitPrepared(flags, lsn, end_lsn, timestamp, xid, gid)
 
     def _rollback_prepared(self, data: bytes, base: int) -> RollbackPrepared:
         fields = _ROLLBACK_PREPARED.unpack("RollbackPrepared", data, base + 1, base)
+        flags, prepare_end, rollback_end, prepare_time, rollback_time, xid = fields
         gid = self._gid("RollbackPrepared", data, base + 1 + _ROLLBACK_PREPARED.size, base)
-        return RollbackPrepared(*fields, gid)
+        return RollbackPrepared(
+            flags, prepare_end, rollback_end, prepare_time, rollback_time, xid, gid
+        )
 
     def _stream_prepare(self, data: bytes, base: int) -> StreamPrepare:
-        fields = _PREPARE.unpack("StreamPrepare", data, base + 1, base)
+        flags, lsn, end_lsn, timestamp, xid = _PREPARE.unpack("StreamPrepare", data, base + 1, base)
         gid = self._gid("StreamPrepare", data, base + 1 + _PREPARE.size, base)
-        return StreamPrepare(*fields, gid)
+        return StreamPrepare(flags, lsn, end_lsn, timestamp, xid, gid)

@@ -25,6 +25,7 @@ class ProtocolError(Exception):
         self.message_type = message_type
         self.offset = offset
         self.problem = problem
+        self.lsn: Lsn | None = None  # where in the WAL the message was (set by the stream)
 
 
 class UnchangedToast:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -112,6 +113,15 @@ def run_preflight(
     return report
 
 
+def _the_row(
+    conn: psycopg.Connection, query: LiteralString, params: tuple[object, ...] | None = None
+) -> tuple[Any, ...]:
+    """The one row of a query that always returns one (SHOW, a set-returning call of one row)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row
+
+
 def _check_version(report: PreflightReport) -> None:
     version = report.server_version
     if version < MIN_SERVER_VERSION:
@@ -124,7 +134,7 @@ def _check_version(report: PreflightReport) -> None:
 
 
 def _check_wal_level(conn: psycopg.Connection, report: PreflightReport) -> None:
-    level = conn.execute("SHOW wal_level").fetchone()[0]
+    (level,) = _the_row(conn, "SHOW wal_level")
     if level != "logical":
         raise PreflightError(
             "wal_level",
@@ -134,9 +144,9 @@ def _check_wal_level(conn: psycopg.Connection, report: PreflightReport) -> None:
 
 
 def _check_role(conn: psycopg.Connection, report: PreflightReport) -> None:
-    role, can_replicate, is_super = conn.execute(
-        "SELECT rolname, rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user"
-    ).fetchone()
+    role, can_replicate, is_super = _the_row(
+        conn, "SELECT rolname, rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user"
+    )
     if not (can_replicate or is_super):
         raise PreflightError(
             "role",
@@ -147,7 +157,7 @@ def _check_role(conn: psycopg.Connection, report: PreflightReport) -> None:
 
 
 def _check_encoding(conn: psycopg.Connection, report: PreflightReport) -> None:
-    encoding = conn.execute("SHOW server_encoding").fetchone()[0]
+    (encoding,) = _the_row(conn, "SHOW server_encoding")
     if encoding not in ("UTF8", "SQL_ASCII"):
         raise PreflightError(
             "encoding",
@@ -280,9 +290,11 @@ def _check_slot(
             report.passed("slot", f"slot {name} does not exist yet; created at start")
             return
         try:
-            created = conn.execute(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (name,)
-            ).fetchone()
+            created = _the_row(
+                conn,
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                (name,),
+            )
         except psycopg.Error as exc:
             raise PreflightError(
                 "slot",

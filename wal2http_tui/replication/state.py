@@ -118,7 +118,17 @@ class ReplicationState:
 
     def set_state(self, state: str, detail: str = "", *, error: str | None = None) -> None:
         """Change state; each change is one log line (warnings for reconnecting and errors)."""
+        self._change(None, state, detail, error)
+
+    def replace_state(self, expected: str, state: str, detail: str = "") -> bool:
+        """Change to ``state`` only while in ``expected`` (an operator's pause or resume applies
+        to the state it was asked in); True when it changed."""
+        return self._change(expected, state, detail, None)
+
+    def _change(self, expected: str | None, state: str, detail: str, error: str | None) -> bool:
         with self._lock:
+            if expected is not None and self.state != expected:
+                return False
             changed = (state, detail) != (self.state, self.detail)
             self.state = state
             self.detail = detail
@@ -127,6 +137,7 @@ class ReplicationState:
         if changed:
             level = logging.WARNING if state in _TROUBLE else logging.INFO
             log.log(level, "state %s%s", state, f": {detail}" if detail else "")
+        return changed
 
     def add_keyless_table(self, name: str) -> None:
         """A published table whose updates and deletes PostgreSQL refuses (no replica identity)."""

@@ -53,6 +53,9 @@ log = logging.getLogger("wal2http_tui.server")
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
 STANDBY_RETRY_DELAY = 3.0
+DRAIN_TIMEOUT = 10.0  # on stop, how long sinks may go on delivering what is queued
+DECODE_FAILURES_BEFORE_ERROR = 3  # the same undecodable message this many times: stop
+APPLICATION_NAME = "wal2http-tui"  # every connection's application_name starts with it
 READ_TIMEOUT = 0.25  # the loop checks its stop event at least this often
 MAX_SILENT_FEEDBACK_SECS = 5.0  # while blocked or paused, still tell the server we are alive
 
@@ -151,7 +154,7 @@ class ReplicationStream:
         handler: TransactionHandler,
         *,
         spool_memory_limit: int | None = None,
-        drain_timeout: float = 10.0,
+        drain_timeout: float = DRAIN_TIMEOUT,
     ) -> None:
         self.config = config
         self.handler = handler
@@ -164,7 +167,8 @@ class ReplicationStream:
         self._thread: threading.Thread | None = None
         self._conn: ReplicationConnection | None = None
         self._spool = SpoolDirectory()
-        self._converter = ValueConverter(TypeCatalog(self._connect_sql))
+        self._catalog = TypeCatalog(self._connect_sql)
+        self._converter = ValueConverter(self._catalog)
         assembler_kwargs = {}
         if spool_memory_limit is not None:
             assembler_kwargs["memory_limit"] = spool_memory_limit
@@ -180,7 +184,9 @@ class ReplicationStream:
         self._last_feedback = 0.0
         self._warned: set[str] = set()  # warnings already logged in this run
         self._identity_needed = True  # the publication publishes updates or deletes
-        self.fatal_error: str | None = None
+        self._decode_failure: tuple[tuple[object, ...], int] = ((), 0)  # what failed, how often
+        self.fatal_error: str | None = None  # refused to start: the set-up must be fixed
+        self.crash_error: str | None = None  # stopped on an error while running
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -201,12 +207,15 @@ class ReplicationStream:
         return self._thread is not None and self._thread.is_alive()
 
     def pause(self) -> None:
+        """Stop reading while streaming; while connecting, reconnecting or in standby the loop
+        goes on and pauses once it streams (the state it was asked in is what it applies to)."""
         self._paused = True
-        self.state.set_state(EngineState.PAUSED, "paused by operator")
+        self.state.replace_state(EngineState.STREAMING, EngineState.PAUSED, "paused by operator")
 
     def resume(self) -> None:
+        """Read again; a state other than PAUSED (reconnecting, standby, error) is left as is."""
         self._paused = False
-        self.state.set_state(EngineState.STREAMING, "")
+        self.state.replace_state(EngineState.PAUSED, EngineState.STREAMING, "")
 
     @property
     def paused(self) -> bool:
@@ -226,8 +235,9 @@ class ReplicationStream:
         except FatalReplicationError:
             pass
         except Exception as exc:  # the thread must never die silently
-            log.exception("replication loop crashed")
-            self.state.set_state(EngineState.ERROR, str(exc), error=str(exc))
+            self.crash_error = f"replication loop crashed: {type(exc).__name__}: {exc}"
+            log.exception("%s", self.crash_error)
+            self.state.set_state(EngineState.ERROR, self.crash_error, error=self.crash_error)
 
     def run(self) -> None:
         """The replication loop, in the calling thread, until ``stop()``."""
@@ -254,20 +264,49 @@ class ReplicationStream:
                         raise FatalReplicationError(str(exc)) from exc
                     attempt += 1
                     self._backoff(attempt, str(exc))
-                except (ReplicationError, ProtocolError, psycopg.Error, OSError) as exc:
+                except ProtocolError as exc:
+                    self._give_up_if_undecodable(exc)
+                    attempt += 1
+                    self._backoff(attempt, str(exc))
+                except (ReplicationError, psycopg.Error, OSError) as exc:
                     attempt += 1
                     self._backoff(attempt, str(exc))
                 finally:
                     self._close_connection()
         finally:
             self.handler.stop_delivery(self.drain_timeout)
-            self.state.set_state(EngineState.STOPPED, "")
+            self.state.set_state(
+                EngineState.ERROR if self.crash_error else EngineState.STOPPED,
+                self.crash_error or "",
+            )
             self._spool.cleanup()
+
+    def _give_up_if_undecodable(self, exc: ProtocolError) -> None:
+        """The same message at the same LSN failing to decode again and again is not a network
+        hiccup: stop with the LSN, the message type and the byte offset (nothing at or after
+        that position is confirmed, so a fixed version starts there)."""
+        key = (exc.lsn, exc.message_type, exc.offset, exc.problem)
+        seen, count = self._decode_failure
+        count = count + 1 if seen == key else 1
+        self._decode_failure = (key, count)
+        if count < DECODE_FAILURES_BEFORE_ERROR:
+            return
+        where = format_lsn(exc.lsn) if exc.lsn is not None else "an unknown LSN"
+        self.crash_error = (
+            f"cannot decode what PostgreSQL sent at LSN {where} ({count} times in a row): {exc}. "
+            f"Stopped; nothing at or after it is confirmed (confirmed up to "
+            f"{format_lsn(self.state.flushed_lsn)}). Please report this with this line"
+        )
+        self.state.set_state(EngineState.ERROR, self.crash_error, error=self.crash_error)
+        raise FatalReplicationError(self.crash_error) from exc
 
     # -- internals -----------------------------------------------------------------------------
     def _connect_sql(self) -> psycopg.Connection:
         return psycopg.connect(
-            self.config.connection_string, autocommit=True, options=session_options()
+            self.config.connection_string,
+            autocommit=True,
+            options=session_options(),
+            application_name=f"{APPLICATION_NAME} catalog",
         )
 
     def _backoff(self, attempt: int, error: str) -> None:
@@ -283,6 +322,9 @@ class ReplicationStream:
         self._stop.wait(seconds)
 
     def _close_connection(self) -> None:
+        """After each session: the replication connection, and the catalog's (reopened when
+        next needed), so reconnecting never accumulates connections on the server."""
+        self._catalog.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -309,7 +351,7 @@ class ReplicationStream:
         conninfo = replication_conninfo(
             self.config.connection_string,
             options=session_options(),
-            application_name="wal2http-tui",
+            application_name=APPLICATION_NAME,
         )
         conn = ReplicationConnection(conninfo)
         self._conn = conn
@@ -365,7 +407,11 @@ class ReplicationStream:
                     state.server_wal_end = end
                     state.messages += 1
                     state.bytes += len(data)
-                    feed(decode(data, PAYLOAD_OFFSET))
+                    try:
+                        feed(decode(data, PAYLOAD_OFFSET))
+                    except ProtocolError as exc:
+                        exc.lsn = start
+                        raise
                 elif tag == 0x6B:  # 'k' primary keepalive
                     wal_end, _, reply = KEEPALIVE.unpack_from(data, 1)
                     if wal_end > state.server_wal_end:

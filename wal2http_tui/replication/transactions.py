@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from wal2http_tui.replication.messages import Lsn, Xid
 
@@ -79,7 +79,7 @@ class ChangeBuffer:
         self._records: list[tuple[Xid, Change]] = []
         self._memory_bytes = 0
         self._path: str | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
         self._aborted: set[Xid] = set()
         self._recount = False
         self._lock = threading.Lock()

@@ -82,7 +82,7 @@ class ReplicationConnection:
 
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
-        self._conn: pq.PGconn | None = None
+        self._conn: pq.abc.PGconn | None = None
         self.identity: SystemIdentity | None = None
 
     # -- setup -------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class ReplicationConnection:
             self._conn = None
 
     # -- helpers -----------------------------------------------------------------------------
-    def _command(self, sql: str) -> pq.PGresult:
+    def _command(self, sql: str) -> pq.abc.PGresult:
         assert self._conn is not None
         result = self._conn.exec_(sql.encode())
         if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
@@ -186,11 +186,11 @@ def _parse_lsn_bytes(value: bytes | None) -> Lsn:
     return parse_lsn(_text(value)) if value else 0
 
 
-def _error_text(conn: pq.PGconn) -> str:
+def _error_text(conn: pq.abc.PGconn) -> str:
     return conn.get_error_message().strip()
 
 
-def _result_error(result: pq.PGresult | None) -> str:
+def _result_error(result: pq.abc.PGresult | None) -> str:
     if result is None:
         return ""
     return result.get_error_message().strip()

@@ -119,7 +119,9 @@ def normalise_number(text: str) -> str:
     """
     if "e" in text or "E" in text:
         number = Decimal(text)
-        scale, integer_digits = -number.as_tuple().exponent, number.adjusted() + 1
+        exponent = number.as_tuple().exponent
+        assert isinstance(exponent, int)  # written with an exponent: neither NaN nor infinite
+        scale, integer_digits = -exponent, number.adjusted() + 1
         if scale > NUMERIC_MAX_DSCALE or integer_digits > NUMERIC_MAX_INTEGER_DIGITS:
             return text  # to_jsonb fails on it; '1e999999999' is not worth a gigabyte of zeros
         text = format(number, "f")
@@ -724,7 +726,10 @@ class ValueConverter:
         element = _VECTOR_ELEMENTS.get(type_oid)
         if element is not None:
             return _vector_converter(self.converter_for(element))
-        entry = self._catalog.lookup(type_oid) if self._catalog is not None else None
+        catalog = self._catalog
+        if catalog is None:
+            return _text
+        entry = catalog.lookup(type_oid)
         if entry is None:
             return _text
         if entry.kind == "d":
@@ -734,7 +739,7 @@ class ValueConverter:
         if entry.kind == "c":
             return self._composite_converter(entry)
         if entry.json_cast and type_oid >= FIRST_NORMAL_OBJECT_ID:
-            return _json_cast_converter(self._catalog, entry.name)
+            return _json_cast_converter(catalog, entry.name)
         return _text
 
     def _composite_converter(self, entry: TypeEntry) -> Converter:
@@ -752,7 +757,8 @@ class ValueConverter:
                     f"{len(names)}: {text!r}"
                 )
             return {
-                names[i]: None if fields[i] is None else converters[i](fields[i]) for i in order
+                names[i]: None if (field := fields[i]) is None else converters[i](field)
+                for i in order
             }
 
         return convert

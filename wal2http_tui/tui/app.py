@@ -54,6 +54,10 @@ SINK_COMMAND_DONE = {
     "pause_sink": "Sink {sink} paused",
     "resume_sink": "Sink {sink} resumed",
 }
+# What a sink control says when the engine found nothing to apply it to.
+SINK_COMMAND_NOT_TAKEN = {
+    "skip_to_dead_letters": "Sink {sink} has no delivery waiting for a retry: nothing to skip",
+}
 TROUBLE_STATES = (EngineState.ERROR, EngineState.RECONNECTING, EngineState.STANDBY)
 # Global keys that would drop the editor's unsaved work, or type into it.
 NOT_IN_EDITOR = ("quit", "toggle_pause", "edit_config", "slot_health", "dead_letters")
@@ -214,11 +218,14 @@ class Wal2HttpApp(App[None]):
 
     def sink_command(self, action: str, sink: str) -> None:
         try:
-            getattr(self.engine, action)(sink)
+            taken = getattr(self.engine, action)(sink)
         except KeyError:
             self.notify(f"Sink {sink} is not running", severity="error")
             return
-        self.notify(SINK_COMMAND_DONE[action].format(sink=sink))
+        if taken is False:
+            self.notify(SINK_COMMAND_NOT_TAKEN[action].format(sink=sink), severity="warning")
+        else:
+            self.notify(SINK_COMMAND_DONE[action].format(sink=sink))
         self.poll()
 
     # -- command palette -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ SINK_STATE_STYLES: dict[str, str] = {
     SinkState.HEALTHY: "green",
     SinkState.RETRYING: "yellow",
     SinkState.FAILING: "bold red",
+    SinkState.STALLED: "bold red",
     SinkState.PAUSED: "yellow",
     SinkState.DISABLED: "bright_black",
     SinkState.STOPPED: "bright_black",

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Sparkline
 
 from wal2http_tui.engine.controls import SlotHealth
+from wal2http_tui.replication.replica_identity import named
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings
@@ -95,6 +96,21 @@ def assess_slot(slot: SlotHealth, *, rising: bool) -> list[Finding]:
     ]
 
 
+def assess_identity(keyless_tables: tuple[str, ...]) -> list[Finding]:
+    """Published tables PostgreSQL refuses UPDATE and DELETE on (no usable replica identity)."""
+    if not keyless_tables:
+        return []
+    count = len(keyless_tables)
+    return [
+        Finding(
+            "replica identity",
+            f"{count} table{'s' if count > 1 else ''} without one",
+            "error",
+            f"UPDATE and DELETE refused on {named(list(keyless_tables))}; the log says the fixes",
+        )
+    ]
+
+
 def slot_summary(slot: SlotHealth, *, rising: bool) -> tuple[str, str] | None:
     """The worst finding as ``(level, text)`` for the status bar; None when all is well."""
     findings = [f for f in assess_slot(slot, rising=rising) if f.level != "ok"]
@@ -155,7 +171,8 @@ class SlotHealthScreen(Screen):
             )
         )
         rows = {}
-        for finding in assess_slot(slot, rising=readings.slot_rising):
+        findings = assess_slot(slot, rising=readings.slot_rising)
+        for finding in findings + assess_identity(readings.state.keyless_tables):
             style = LEVEL_STYLES[finding.level]
             note = finding.note or ("ok" if finding.level == "ok" else "")
             rows[finding.label] = (

@@ -7,6 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Sparkline
 
+from wal2http_tui.delivery.activity import SinkState
 from wal2http_tui.replication.state import EngineState
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings
@@ -81,6 +82,14 @@ def slot_alert(readings: Readings) -> Content | None:
     return Content.assemble((f"⚠ slot: {text}", LEVEL_STYLES[level]))
 
 
+def sink_alert(readings: Readings) -> Content | None:
+    """Sinks that have work and deliver nothing: never hidden behind a streaming engine."""
+    stalled = [sink.name for sink in readings.sinks if sink.state == SinkState.STALLED]
+    if not stalled:
+        return None
+    return Content.assemble((f"⚠ stalled: {', '.join(stalled)}", "bold $error"))
+
+
 def position_line(readings: Readings) -> Content:
     """Lag first: it is what an operator looks for; then the LSNs, then the total."""
     state = readings.state
@@ -119,9 +128,9 @@ class StatusBar(Horizontal):
         state = state_line(readings)
         if read_only:
             state = Content.assemble(("READ-ONLY", "reverse $warning"), " ", state)
-        alert = slot_alert(readings)
-        if alert is not None:
-            state = Content.assemble(state, "  ", alert)
+        for alert in (sink_alert(readings), slot_alert(readings)):
+            if alert is not None:
+                state = Content.assemble(state, "  ", alert)
         self.query_one("#status-state", LiveStatic).show(state)
         self.query_one("#status-source", LiveStatic).show(source_line(readings))
         self.query_one("#status-slot", LiveStatic).show(slot_line(readings))
