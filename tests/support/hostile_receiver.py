@@ -5,14 +5,16 @@ to ``behaviour``, which a test changes while the engine sends to it:
 
 - ``good``: ``200 OK`` with a short body; the request's events are recorded.
 - ``bad_gzip``: ``200`` with ``Content-Encoding: gzip`` and a body that is not gzip.
-- ``endless``: ``200`` announcing 2 GB and sending zeros until the client goes away.
+- ``endless``: ``200`` announcing 2 GB and sending zeros until the client goes away (the events
+  count as received: the answer said 200).
 - ``drip``: ``200`` and its headers, then the body one byte a second.
 - ``redirect``: ``307 Temporary Redirect`` to another URL.
 - ``not_http``: a line that is not an HTTP status line, then the connection closes.
 - ``cut_short``: ``200`` announcing 1000 bytes of body, sending 10, closing.
 - ``silent``: reads the request and never answers (the connection stays open).
 
-Only ``good`` answers record events: what a hostile answer carried is never counted as received.
+Only ``good`` and ``endless`` answers record events: what any other answer carried is never
+counted as received.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class HostileReceiver:
             connection.sendall(head + b"0123456789")
             return False
         if behaviour == "endless":
+            self._record(body)
             connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n")
             chunk = bytes(64 * 1024)
             while not self._stop.is_set():
