@@ -221,14 +221,14 @@ def engine_only(dsn: str, slot: str, rows: int) -> dict:
 def _engine_child(dsn: str, slot: str, rows: int) -> None:
     """Receive, decode, convert (to_jsonb rule) and assemble ``rows`` changes; no delivery."""
     from wal2http_tui.replication.assembler import TransactionAssembler
+    from wal2http_tui.replication.connections import connect_sql, conninfo
     from wal2http_tui.replication.decoder import PgOutputDecoder
     from wal2http_tui.replication.transport import (
         PAYLOAD_OFFSET,
         XLOGDATA_HEADER,
         ReplicationConnection,
-        replication_conninfo,
     )
-    from wal2http_tui.replication.values import TypeCatalog, ValueConverter, session_options
+    from wal2http_tui.replication.values import TypeCatalog, ValueConverter
 
     spool = scratch("spool")
     count = 0
@@ -239,14 +239,12 @@ def _engine_child(dsn: str, slot: str, rows: int) -> None:
             count += 1
         tx.changes.discard()
 
-    connection = ReplicationConnection(
-        replication_conninfo(dsn, options=session_options(), application_name="bench")
-    )
+    connection = ReplicationConnection(conninfo(dsn, "bench", replication=True))
     connection.connect()
     choice = protocol_options(connection.server_version, "bench_pub")
     relations: dict = {}
     decoder = PgOutputDecoder(relations, {}, parallel_streaming=choice.parallel_streaming)
-    catalog = TypeCatalog(lambda: psycopg.connect(dsn, options=session_options()))
+    catalog = TypeCatalog(lambda: connect_sql(dsn, "bench catalog", 60))
     assembler = TransactionAssembler(relations, ValueConverter(catalog), spool, take)
     started = time.monotonic()
     connection.start(slot, 0, choice.options)

@@ -61,6 +61,16 @@ def pg_cluster(request: pytest.FixtureRequest) -> Iterator[throwaway.ThrowawayCl
 
 
 @pytest.fixture
+def pg_newest(pg: Database) -> Database:
+    """``pg``, for a test of what wal2http-tui does rather than what PostgreSQL does (a
+    receiver's behaviour, say): it runs on the newest major version found only, which keeps
+    the whole suite within its time."""
+    if pg.major != max(SERVERS):
+        pytest.skip(f"runs on PostgreSQL {max(SERVERS)} only: what it tests does not vary")
+    return pg
+
+
+@pytest.fixture
 def pg(pg_cluster: throwaway.ThrowawayCluster) -> Iterator[Database]:
     """A fresh database; its replication slots and the database itself are dropped afterwards."""
     name = f"t{next(_database_numbers)}"

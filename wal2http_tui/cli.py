@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from wal2http_tui.commands.headless import configure_logging, run_headless
 
         configure_logging()
-        return run_headless(config)
+        return run_headless(config, accept_gap=args.accept_gap)
     from wal2http_tui.engine.facade import Engine
     from wal2http_tui.tui.app import run_app
 
@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(run)
     with_ui_options(run)
     run.add_argument("--headless", action="store_true", help="no terminal UI; log to stderr")
+    run.add_argument(
+        "--accept-gap",
+        action="store_true",
+        help="start although changes were lost (dropped or moved slot, another cluster): "
+        "the gap is recorded; resynchronise the receivers",
+    )
     run.set_defaults(func=cmd_run)
 
     check = commands.add_parser(

@@ -303,6 +303,9 @@ class FakeEngine:
         self.state = "stopped"
         self.detail = ""
         self.last_error = ""
+        self.last_message_at = NOW - 0.3
+        self.keyless_tables: tuple[str, ...] = ()
+        self.gap_refused = ""
         self.next_retry_at: float | None = None
         self.reconnect_attempt = 0
         self.changes = 56_789
@@ -322,6 +325,8 @@ class FakeEngine:
             safe_wal_size=None,
             retained_bytes=int(1.05 * GiB),
             checked_at=NOW - 15,
+            remembered_lsn="0/3000290",
+            remembered_at=NOW - 16,
         )
         self.log = list(LOG_LINES)
         self.replay_problem: str | None = None
@@ -362,6 +367,11 @@ class FakeEngine:
             next_retry_at=self.next_retry_at,
             reconnect_attempt=self.reconnect_attempt,
             last_error=self.last_error,
+            last_message_at=self.last_message_at,
+            keyless_tables=self.keyless_tables,
+            gap_refused=self.gap_refused,
+            wal_sender_timeout="1min",
+            server_timeout_secs=60.0,
         )
 
     def sinks(self) -> list[SinkSnapshot]:
@@ -414,6 +424,11 @@ class FakeEngine:
     def skip_to_dead_letters(self, name: str) -> bool:
         self.calls.append(("skip_to_dead_letters", name))
         return self._sink(name).retry is not None
+
+    def accept_gap(self) -> None:
+        self.calls.append(("accept_gap",))
+        self.gap_refused = ""
+        self.state = "streaming"
 
     # -- dead letters --------------------------------------------------------------------------
     def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:

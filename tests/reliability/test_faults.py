@@ -94,7 +94,8 @@ def test_kill_9_in_flight_then_restart_loses_nothing(pg, tmp_path):
     assert store.count() == 0
 
 
-def test_receiver_down_for_a_minute_backpressure_then_everything_arrives(pg, tmp_path):
+def test_receiver_down_for_a_minute_backpressure_then_everything_arrives(pg_newest, tmp_path):
+    pg = pg_newest
     pg.execute("CREATE TABLE t (id int PRIMARY KEY, pad text)")
     receiver = WebhookReceiver().start()
     port = receiver.port

@@ -23,7 +23,8 @@ HOSTILE = [
 ]
 
 
-def test_every_hostile_receiver_is_named_and_survived_without_losing_a_row(pg, tmp_path):
+def test_every_hostile_receiver_is_named_and_survived_without_losing_a_row(pg_newest, tmp_path):
+    pg = pg_newest
     pg.execute("CREATE TABLE t (id int PRIMARY KEY)")
     with HostileReceiver() as receiver:
         sink = http_sink(receiver.url, timeout=2, retry_backoff_ms=100, retry_max_backoff_secs=1)

@@ -21,8 +21,10 @@ class Headless:
         *,
         env: dict[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        extra: list[str] | None = None,
     ) -> None:
         self.config = str(config)
+        self.extra = extra or []
         self.env = {**os.environ, **(env or {})}
         self.preexec_fn = preexec_fn
         self.lines: list[str] = []
@@ -30,7 +32,16 @@ class Headless:
 
     def start(self) -> Headless:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "wal2http_tui", "run", "--headless", "--config", self.config],
+            [
+                sys.executable,
+                "-m",
+                "wal2http_tui",
+                "run",
+                "--headless",
+                "--config",
+                self.config,
+                *self.extra,
+            ],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

@@ -26,6 +26,8 @@ import threading
 import time
 from typing import Any
 
+from tests.support.listening import serve_in_threads
+
 BEHAVIOURS = (
     "good",
     "bad_gzip",
@@ -83,18 +85,11 @@ class HostileReceiver:
 
     # -- serving -------------------------------------------------------------------------------
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._connections.append(connection)
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+        serve_in_threads(self._listener, self._stop, self._serve)
 
     def _serve(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.append(connection)
         with contextlib.suppress(OSError), connection:
             reader = connection.makefile("rb")
             while not self._stop.is_set():

@@ -4,6 +4,7 @@ operator sees."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -450,3 +451,77 @@ async def test_q_stops_the_engine_off_the_ui_thread_then_exits(world):
     assert stopped_on == [False]
     assert engine.calls[-1] == ("stop",)
     assert app.engine_stopped
+
+
+async def test_the_status_line_says_when_the_server_has_been_quiet_and_a_sink_stalled(world):
+    engine = world.engine
+    engine.state = "streaming"
+    app = world.app()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert "nothing from PostgreSQL" not in status_text(app)
+        assert "stalled" not in status_text(app)
+        engine.last_message_at = NOW - 40
+        engine._sinks["audit"] = replace(engine._sinks["audit"], state="stalled")
+        app.poll()
+        await pilot.pause()
+        assert "nothing from PostgreSQL for 40s" in status_text(app)
+        assert "⚠ stalled: audit" in status_text(app)
+
+
+async def test_slot_health_names_tables_without_a_replica_identity_and_both_timeouts(world):
+    engine = world.engine
+    engine.keyless_tables = ("public.app_log",)
+    app = world.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        app.poll()
+        await pilot.pause()
+        table = app.screen.query_one(KeyedTable)
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+    assert str(rows["wal_sender_timeout"][1]) == "1min"
+    assert str(rows["server_timeout_secs"][1]) == "60s"
+    identity = rows["no replica identity"]
+    assert str(identity[1]) == "1 table"
+    assert "UPDATE/DELETE refused: public.app_log" in str(identity[2])
+
+
+GAP = (
+    "replication slot wal2http_slot does not exist, but wal2http-tui confirmed up to 0/3000290 "
+    "at 2025-06-15 15:06:24 on it"
+)
+
+
+async def test_a_refused_gap_is_explained_and_accepted_only_when_confirmed(world):
+    engine = world.engine
+    engine.state, engine.gap_refused = "error", GAP
+    app = world.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert GAP in str(app.screen.query_one(".dialog-detail", Static).content)
+        await pilot.press("n")
+        assert ("accept_gap",) not in engine.calls
+        app.poll()  # asked once per refusal, not at every poll
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        engine.gap_refused = GAP + " again"
+        app.poll()
+        await pilot.pause()
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert controls(engine) == [("accept_gap",)]
+    assert "Starting again: the gap is recorded" in toasts(app)
+
+
+async def test_read_only_shows_a_refused_gap_and_never_accepts_it(world):
+    engine = world.engine
+    engine.state, engine.gap_refused = "error", GAP
+    app = world.app(read_only=True)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+    assert ("accept_gap",) not in engine.calls
+    assert any(GAP in toast and "--accept-gap" in toast for toast in toasts(app))

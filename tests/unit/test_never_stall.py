@@ -14,7 +14,7 @@ import pytest
 from tests.support.engine import sample_event, wait_until
 from tests.support.hostile_receiver import HostileReceiver
 from tests.unit.test_delivery import SOURCE, dispatch, transaction, worker
-from wal2http_tui.config.model import HttpSinkConfig
+from wal2http_tui.config.model import HttpSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import ActivityFeed, SinkState
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.delivery.dispatcher import Dispatcher
@@ -26,6 +26,8 @@ from wal2http_tui.event_sinks.event_processor import EventProcessor
 from wal2http_tui.event_sinks.http_client import RESPONSE_BODY_CAP, HttpClient
 from wal2http_tui.event_sinks.http_sink import HttpEventSink
 from wal2http_tui.event_sinks.traits import DeliveryError
+from wal2http_tui.replication.state import EngineState
+from wal2http_tui.replication.stream import ReplicationStream
 from wal2http_tui.replication.transactions import Change, ChangeBuffer, Transaction
 
 QUICK = RetryPolicy(retries=2, backoff_ms=10, max_backoff_secs=0.05)
@@ -343,3 +345,26 @@ def test_work_queued_and_nothing_delivered_is_stalled_once_then_healthy(tmp_path
     assert stalled[0].levelno == logging.WARNING
     assert "nothing delivered for 1s" in stalled[0].getMessage()
     assert "503" in stalled[0].getMessage()
+
+
+# -- 9: pause and resume of replication apply to the state they were asked in -------------------
+class _Consumers:
+    """Just enough of a TransactionHandler for a stream that is never started."""
+
+    consumers = 1
+
+
+def test_pause_and_resume_leave_reconnecting_standby_and_error_alone():
+    config = ReplicationConfig(connection_string="host=db.invalid")
+    stream = ReplicationStream(config, _Consumers())  # type: ignore[arg-type]  # never started
+    for state in (EngineState.RECONNECTING, EngineState.STANDBY, EngineState.ERROR):
+        stream.state.set_state(state, "why")
+        stream.pause()
+        assert (stream.snapshot().state, stream.paused) == (state, True)
+        stream.resume()
+        assert (stream.snapshot().state, stream.paused) == (state, False)
+    stream.state.set_state(EngineState.STREAMING)
+    stream.pause()
+    assert stream.snapshot().state == EngineState.PAUSED
+    stream.resume()
+    assert stream.snapshot().state == EngineState.STREAMING

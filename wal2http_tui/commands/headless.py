@@ -15,7 +15,9 @@ import threading
 from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.config.secrets import mask_conninfo
+from wal2http_tui.delivery.dead_letters import DeadLetterError
 from wal2http_tui.engine.server import ReplicationServer
+from wal2http_tui.replication.positions import PositionError
 from wal2http_tui.replication.stream import DRAIN_TIMEOUT
 
 log = logging.getLogger("wal2http_tui")
@@ -34,10 +36,19 @@ def quiet_http_client_logs() -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def run_headless(config: ReplicationConfig, drain_timeout: float = DRAIN_TIMEOUT) -> int:
+def run_headless(
+    config: ReplicationConfig, drain_timeout: float = DRAIN_TIMEOUT, *, accept_gap: bool = False
+) -> int:
+    """``accept_gap``: start even where changes are missing (the gap is recorded)."""
     for warning in config.warnings:
         log.warning("%s", warning)
-    server = ReplicationServer.from_config(config, drain_timeout=drain_timeout)
+    try:
+        server = ReplicationServer.from_config(
+            config, drain_timeout=drain_timeout, accept_gap=accept_gap
+        )
+    except (DeadLetterError, PositionError) as exc:
+        log.error("not started: %s", exc)
+        return EXIT_CONFIG_ERROR
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

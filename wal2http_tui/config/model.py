@@ -12,6 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from wal2http_tui.config.files import STATE_FILE_NAME
 from wal2http_tui.config.secrets import (
     MASK,
     is_secret_field,
@@ -108,6 +109,9 @@ class ReplicationConfig:
     publication_name: str = "wal2http_pub"
     slot_name: str = "wal2http_slot"
     feedback_interval_secs: float = 10.0
+    # Silence from PostgreSQL this long (no data, no keepalive) means a dead connection: the
+    # engine reconnects. It also bounds every SQL call. 0: wait for ever (TCP keepalives only).
+    server_timeout_secs: float = 60.0
     tables: tuple[str, ...] | None = None
     create_publication: bool = True
     # The publication's `publish` option when wal2http-tui creates it; None: every operation.
@@ -124,6 +128,11 @@ class ReplicationConfig:
     @property
     def enabled_sinks(self) -> tuple[EventSinkConfig, ...]:
         return tuple(sink for sink in self.event_sinks if sink.enabled)
+
+    @property
+    def state_path(self) -> Path:
+        """The replication state (what was confirmed, gaps accepted): beside the dead letters."""
+        return self.dead_letter_path.with_name(STATE_FILE_NAME)
 
     def redacted(self) -> dict[str, Any]:
         """A plain view for display: the password masked, each sink's secrets masked."""

@@ -63,6 +63,7 @@ def validate(
         publication_name=publication_name,
         slot_name=slot_name,
         feedback_interval_secs=root.seconds("feedback_interval_secs"),
+        server_timeout_secs=root.seconds("server_timeout_secs", zero_means_off=True),
         tables=_tables(source, root),
         create_publication=root.boolean("create_publication"),
         publish=_publish(root),

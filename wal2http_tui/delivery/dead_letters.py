@@ -7,12 +7,12 @@ and the first and last failure times. Replay sends it through the same sink agai
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from wal2http_tui.config.files import open_private_sqlite
 from wal2http_tui.event_sinks.event_processor import Event
 
 SCHEMA = """
@@ -88,14 +88,7 @@ class DeadLetterStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self._db = open_private_sqlite(self.path, SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise DeadLetterError(f"cannot open dead-letter file {self.path}: {exc}") from exc
 

@@ -9,8 +9,9 @@ import psycopg
 
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.event_sinks.factory import build_sink
+from wal2http_tui.replication.connections import connect_sql
+from wal2http_tui.replication.positions import PositionStore, connection_target
 from wal2http_tui.replication.preflight import PreflightError, run_preflight
-from wal2http_tui.replication.values import session_options
 
 OK, FAIL, WARN, NOTE = "ok", "FAIL", "WARN", "note"
 
@@ -36,8 +37,10 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
         emit(NOTE, "configuration", warning)
 
     def connect() -> psycopg.Connection:
-        return psycopg.connect(config.connection_string, options=session_options())
+        return connect_sql(config.connection_string, "check", config.server_timeout_secs)
 
+    # What the engine remembers of the slot, if it ever ran here (check creates no file).
+    positions = PositionStore(config.state_path) if config.state_path.exists() else None
     try:
         report = run_preflight(
             connect,
@@ -48,6 +51,9 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
             create_slot=config.create_slot,
             publish=config.publish,
             dry_run=True,
+            timeout=config.server_timeout_secs,
+            positions=positions,
+            target=connection_target(config.connection_string),
         )
         for line in report.lines:
             emit(OK, line.check, line.message)
@@ -59,6 +65,9 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
         else:
             refused = True
         emit(FAIL, exc.check, str(exc))
+    finally:
+        if positions is not None:
+            positions.close()
 
     if not config.enabled_sinks:
         refused = True

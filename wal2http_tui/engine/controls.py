@@ -52,6 +52,8 @@ class SlotHealth:
     retained_bytes: int | None = None
     checked_at: float = 0.0
     error: str = ""
+    remembered_lsn: str | None = None  # what wal2http-tui last confirmed on it (the state file)
+    remembered_at: float | None = None
 
 
 class EngineControls(Protocol):
@@ -156,6 +158,12 @@ class EngineControls(Protocol):
         ...
 
     # -- configuration -------------------------------------------------------------------------
+    def accept_gap(self) -> None:
+        """After streaming was refused over a gap (``snapshot().gap_refused``): start again,
+        the slot created or taken where it is now, the gap recorded in the state file. Blocks
+        while the stopped server is replaced: call it off the UI thread."""
+        ...
+
     def needs_restart(self, new: ReplicationConfig) -> bool:
         """True when ``new`` changes the replication session itself (connection, slot,
         publication, tables, queue or dead-letter settings), not just sinks. Cheap."""

@@ -26,8 +26,11 @@ from wal2http_tui.engine.check import run_check
 from wal2http_tui.engine.controls import LOG_LINES, CheckLine, EngineControls, SlotHealth
 from wal2http_tui.engine.server import NO_SINK_LEFT, ReplicationServer
 from wal2http_tui.event_sinks.factory import build_sink
+from wal2http_tui.replication.connections import connect_sql
+from wal2http_tui.replication.deadlines import deadline
+from wal2http_tui.replication.messages import format_lsn
+from wal2http_tui.replication.positions import PositionError
 from wal2http_tui.replication.state import StateSnapshot
-from wal2http_tui.replication.values import session_options
 
 SLOT_HEALTH_INTERVAL = 3.0
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -42,6 +45,7 @@ RESTART_KEYS = (
     "publish",
     "create_slot",
     "feedback_interval_secs",
+    "server_timeout_secs",
     "queue_max_events",
     "stall_warning_secs",
     "dead_letter_path",
@@ -100,8 +104,10 @@ class Engine:
         self._poller = threading.Thread(target=self._poll_slot, name="slot-health", daemon=True)
         self._lock = threading.Lock()
 
-    def _new_server(self, config: ReplicationConfig) -> ReplicationServer:
-        return ReplicationServer.from_config(config, dead_letters=self.dead_letters)
+    def _new_server(self, config: ReplicationConfig, accept_gap: bool = False) -> ReplicationServer:
+        return ReplicationServer.from_config(
+            config, dead_letters=self.dead_letters, accept_gap=accept_gap
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -184,6 +190,15 @@ class Engine:
     def drop_dead_letter(self, letter_id: int) -> bool:
         return self.dead_letters.remove(letter_id)
 
+    def accept_gap(self) -> None:
+        with self._lock:
+            logging.getLogger("wal2http_tui").warning(
+                "the operator accepted the gap: starting again where the slot is now"
+            )
+            self.server.stop()
+            self.server = self._new_server(self.config, accept_gap=True)
+            self.server.start()
+
     # -- configuration -------------------------------------------------------------------------
     def needs_restart(self, new: ReplicationConfig) -> bool:
         """True when ``new`` changes the replication session itself, not just sinks."""
@@ -238,20 +253,35 @@ class Engine:
             sink.close()
 
     # -- slot health ---------------------------------------------------------------------------
+    def _with_remembered(self, health: SlotHealth) -> SlotHealth:
+        """The slot's row, with what wal2http-tui last confirmed on it beside PostgreSQL's."""
+        server = self.server
+        system_id = server.snapshot().system_id
+        if server.positions is None or not system_id:
+            return health
+        try:
+            remembered = server.positions.remembered(system_id, health.slot_name)
+        except PositionError:
+            return health  # a server being replaced closed its file: the next check reads it
+        if remembered is None:
+            return health
+        return replace(
+            health,
+            remembered_lsn=format_lsn(remembered.confirmed_lsn),
+            remembered_at=remembered.confirmed_at,
+        )
+
     def _poll_slot(self) -> None:
         conn: psycopg.Connection | None = None
         while not self._stop.is_set():
             slot = self.config.slot_name
             try:
+                timeout = self.config.server_timeout_secs
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(
-                        self.config.connection_string,
-                        autocommit=True,
-                        options=session_options(),
-                        connect_timeout=5,
-                        application_name="wal2http-tui slot health",
-                    )
-                self._slot_health = read_slot_health(conn, slot)
+                    conn = connect_sql(self.config.connection_string, "slot health", timeout)
+                with deadline(conn, timeout, "reading pg_replication_slots"):
+                    health = read_slot_health(conn, slot)
+                self._slot_health = self._with_remembered(health)
             except psycopg.Error as exc:
                 self._slot_health = SlotHealth(
                     slot,

@@ -24,6 +24,7 @@ from wal2http_tui.event_sinks.event_processor import EventProcessor, SourceInfo,
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.event_sinks.traits import EventSink
 from wal2http_tui.replication.messages import ReplicationMessage, format_lsn
+from wal2http_tui.replication.positions import PositionStore
 from wal2http_tui.replication.state import ReplicationState, StateSnapshot
 from wal2http_tui.replication.stream import DRAIN_TIMEOUT, ReplicationStream
 from wal2http_tui.replication.transactions import Transaction
@@ -47,8 +48,11 @@ class ReplicationServer:
         feed: ActivityFeed | None = None,
         spool_memory_limit: int | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
+        positions: PositionStore | None = None,
+        accept_gap: bool = False,
     ) -> None:
         self.config = config
+        self.positions = positions
         self.feed = feed or ActivityFeed()
         self.dead_letters = dead_letters
         self.dispatcher = Dispatcher()
@@ -56,7 +60,12 @@ class ReplicationServer:
         self._reconfigure_lock = threading.Lock()
         self._delivering = False
         self.stream = ReplicationStream(
-            config, self, spool_memory_limit=spool_memory_limit, drain_timeout=drain_timeout
+            config,
+            self,
+            spool_memory_limit=spool_memory_limit,
+            drain_timeout=drain_timeout,
+            positions=positions,
+            accept_gap=accept_gap,
         )
 
     @classmethod
@@ -67,13 +76,17 @@ class ReplicationServer:
         dead_letters: DeadLetterStore | None = None,
         spool_memory_limit: int | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
+        accept_gap: bool = False,
     ) -> ReplicationServer:
-        """A server with the dead-letter file and every enabled sink of ``config``."""
+        """A server with the dead-letter file, the state file and every enabled sink of
+        ``config``; DeadLetterError or PositionError when a file cannot be opened."""
         server = cls(
             config,
             dead_letters=dead_letters or DeadLetterStore(config.dead_letter_path),
             spool_memory_limit=spool_memory_limit,
             drain_timeout=drain_timeout,
+            positions=PositionStore(config.state_path),
+            accept_gap=accept_gap,
         )
         for sink_config in config.enabled_sinks:
             server.register_event_sink(
@@ -118,6 +131,8 @@ class ReplicationServer:
     def stop(self, timeout: float | None = None) -> None:
         """Stop reading, let sinks finish in-flight deliveries (bounded), confirm, disconnect."""
         self.stream.stop(timeout)
+        if self.positions is not None and not self.stream.running:
+            self.positions.close()
 
     def wait_stopped(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` seconds) until the replication thread and every sink

@@ -17,7 +17,9 @@ from psycopg import sql
 
 from wal2http_tui.config.model import PUBLISHED_OPERATIONS
 from wal2http_tui.config.validation import split_table_name
-from wal2http_tui.replication.messages import Lsn, parse_lsn
+from wal2http_tui.replication.deadlines import Unanswered, deadline
+from wal2http_tui.replication.messages import Lsn, format_lsn, parse_lsn
+from wal2http_tui.replication.positions import OK, PositionStore, Remembered, Verdict, judge
 from wal2http_tui.replication.replica_identity import (
     KeylessTable,
     fixes,
@@ -27,6 +29,7 @@ from wal2http_tui.replication.replica_identity import (
 )
 
 MIN_SERVER_VERSION = 100000
+GAP_CHECK = "slot position"  # the check that refuses to stream over a gap
 
 
 class PreflightError(Exception):
@@ -56,6 +59,10 @@ class PreflightReport:
     lines: list[CheckLine] = field(default_factory=list)
     warnings: list[CheckLine] = field(default_factory=list)
     keyless_tables: list[KeylessTable] = field(default_factory=list)
+    wal_sender_timeout: str = ""  # after which the server drops a silent replication client
+    system_id: str = ""  # "" when the role may not read it (no gap detection then)
+    position: Verdict = OK  # what comparing with the state file found
+    gap_accepted: Verdict | None = None  # a gap the operator accepted, recorded at start
     # Whether the publication publishes updates or deletes, which need a replica identity.
     publishes_updates_or_deletes: bool = True
 
@@ -81,12 +88,20 @@ def run_preflight(
     create_slot: bool = True,
     publish: str | None = None,
     dry_run: bool = False,
+    timeout: float = 0.0,
+    positions: PositionStore | None = None,
+    target: str = "",
+    accept_gap: bool = False,
 ) -> PreflightReport:
     """Run every check in order; raises PreflightError at the first failure.
 
     ``dry_run`` (for ``check``) creates nothing: a missing publication or slot that would be
     created at start passes with a note. ``publish`` is the publication's ``publish`` option
-    when it is created (None: PostgreSQL's default, every operation).
+    when it is created (None: PostgreSQL's default, every operation). The checks, and creating
+    the slot, are each bounded by ``timeout`` seconds (0: unbounded); a server that does not
+    answer in time is a "connection" failure, which the engine retries. With ``positions``,
+    the slot is compared with what the engine last confirmed on it (``positions.judge``): a gap
+    is refused unless ``accept_gap``, in which case it is recorded.
     """
     report = PreflightReport()
     try:
@@ -96,21 +111,110 @@ def run_preflight(
             "connection",
             f"cannot connect to PostgreSQL: {str(exc).strip()} (check connection_string)",
         ) from exc
-    with conn:
-        conn.autocommit = True
-        report.server_version = conn.info.server_version
-        report.database = conn.info.dbname
-        report.host = conn.info.host
-        report.passed("connection", f"connected to {report.host} database {report.database}")
-        _check_version(report)
-        _check_wal_level(conn, report)
-        _check_role(conn, report)
-        _check_encoding(conn, report)
-        _check_publication(
-            conn, report, publication_name, tables, create_publication, publish, dry_run
-        )
-        _check_slot(conn, report, slot_name, create_slot, dry_run)
+    try:
+        with conn:
+            conn.autocommit = True
+            with deadline(conn, timeout, "the pre-flight checks"):
+                report.server_version = conn.info.server_version
+                report.database = conn.info.dbname
+                report.host = conn.info.host
+                report.passed(
+                    "connection", f"connected to {report.host} database {report.database}"
+                )
+                _check_version(report)
+                _check_wal_level(conn, report)
+                _check_role(conn, report)
+                _check_encoding(conn, report)
+                _check_publication(
+                    conn, report, publication_name, tables, create_publication, publish, dry_run
+                )
+                exists = _check_slot(conn, report, slot_name, create_slot, dry_run)
+                if positions is not None:
+                    report.system_id = _system_id(conn)
+                    remembered = _check_position(
+                        report, positions, slot_name, target, exists=exists, accept=accept_gap
+                    )
+            if not exists and not dry_run:
+                what = (
+                    f"creating slot {slot_name}: PostgreSQL first waits for every transaction "
+                    "running now to end; look for long-running ones in pg_stat_activity"
+                )
+                with deadline(conn, timeout, what):
+                    _create_slot(conn, report, slot_name)
+    except Unanswered as exc:
+        raise PreflightError("connection", str(exc)) from exc
+    if positions is not None and report.system_id and not dry_run:
+        _remember(report, positions, slot_name, target, remembered)
     return report
+
+
+def _system_id(conn: psycopg.Connection) -> str:
+    """The cluster's system identifier, or "" when this role may not read it."""
+    try:
+        with conn.transaction():
+            return str(_the_row(conn, "SELECT system_identifier FROM pg_control_system()")[0])
+    except psycopg.errors.InsufficientPrivilege:
+        return ""
+
+
+def _check_position(
+    report: PreflightReport,
+    positions: PositionStore,
+    slot: str,
+    target: str,
+    *,
+    exists: bool,
+    accept: bool,
+) -> Remembered | None:
+    """Compare the slot with the state file; PreflightError for a gap not accepted."""
+    if not report.system_id:
+        report.warn(
+            GAP_CHECK,
+            "this role may not read the system identifier (pg_control_system()): a dropped or "
+            "moved slot cannot be detected; GRANT EXECUTE ON FUNCTION pg_control_system() TO it",
+        )
+        return None
+    remembered = positions.remembered(report.system_id, slot)
+    other = None if remembered else positions.other_cluster(slot, target, report.system_id)
+    verdict = judge(
+        remembered,
+        other,
+        slot=slot,
+        system_id=report.system_id,
+        slot_exists=exists,
+        slot_confirmed=report.slot_confirmed_lsn,
+    )
+    report.position = verdict
+    if verdict.kind == "ok" and remembered is not None:
+        report.passed(
+            GAP_CHECK,
+            f"slot {slot} is where wal2http-tui last confirmed it "
+            f"({format_lsn(remembered.confirmed_lsn)})",
+        )
+    elif verdict.kind == "behind":
+        report.warn(GAP_CHECK, verdict.message)
+    elif verdict.kind == "gap":
+        if not accept:
+            raise PreflightError(GAP_CHECK, verdict.message)
+        report.gap_accepted = verdict
+    return remembered
+
+
+def _remember(
+    report: PreflightReport,
+    positions: PositionStore,
+    slot: str,
+    target: str,
+    remembered: Remembered | None,
+) -> None:
+    """Record an accepted gap, and the slot's position when it is new to the state file."""
+    gap = report.gap_accepted
+    if gap is not None and gap.gap_from is not None:
+        to = gap.gap_to if gap.gap_to is not None else report.slot_confirmed_lsn
+        positions.record_gap(report.system_id, slot, gap.gap_from, to, gap.message)
+        positions.forget_other_clusters(slot, target, report.system_id)
+    if remembered is None or gap is not None or report.position.kind == "behind":
+        positions.confirm(report.system_id, slot, target, report.slot_confirmed_lsn)
 
 
 def _the_row(
@@ -134,6 +238,7 @@ def _check_version(report: PreflightReport) -> None:
 
 
 def _check_wal_level(conn: psycopg.Connection, report: PreflightReport) -> None:
+    report.wal_sender_timeout = _the_row(conn, "SHOW wal_sender_timeout")[0]
     (level,) = _the_row(conn, "SHOW wal_level")
     if level != "logical":
         raise PreflightError(
@@ -271,7 +376,8 @@ def _warn_keyless(report: PreflightReport, name: str, keyless: list[KeylessTable
 
 def _check_slot(
     conn: psycopg.Connection, report: PreflightReport, name: str, create: bool, dry_run: bool
-) -> None:
+) -> bool:
+    """Whether the slot exists (and is usable); False when it is missing and may be created."""
     has_wal_status = report.server_version >= 130000
     columns = "plugin, slot_type, database, confirmed_flush_lsn::text"
     columns += ", wal_status" if has_wal_status else ", NULL"
@@ -288,23 +394,7 @@ def _check_slot(
             )
         if dry_run:
             report.passed("slot", f"slot {name} does not exist yet; created at start")
-            return
-        try:
-            created = _the_row(
-                conn,
-                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
-                (name,),
-            )
-        except psycopg.Error as exc:
-            raise PreflightError(
-                "slot",
-                f"cannot create replication slot {name}: {str(exc).strip()} "
-                "(check max_replication_slots)",
-            ) from exc
-        report.slot_created = True
-        report.slot_confirmed_lsn = parse_lsn(created[0])
-        report.passed("slot", f"slot {name} created at {created[0]}")
-        return
+        return False
     plugin, slot_type, database, confirmed, wal_status = row
     if slot_type != "logical" or plugin != "pgoutput":
         raise PreflightError(
@@ -330,3 +420,22 @@ def _check_slot(
     report.slot_confirmed_lsn = parse_lsn(confirmed) if confirmed else 0
     status = f", wal_status = {wal_status}" if wal_status else ""
     report.passed("slot", f"slot {name} uses pgoutput, confirmed up to {confirmed}{status}")
+    return True
+
+
+def _create_slot(conn: psycopg.Connection, report: PreflightReport, name: str) -> None:
+    try:
+        created = _the_row(
+            conn,
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+            (name,),
+        )
+    except psycopg.Error as exc:
+        raise PreflightError(
+            "slot",
+            f"cannot create replication slot {name}: {str(exc).strip()} "
+            "(check max_replication_slots)",
+        ) from exc
+    report.slot_created = True
+    report.slot_confirmed_lsn = parse_lsn(created[0])
+    report.passed("slot", f"slot {name} created at {created[0]}")

@@ -59,6 +59,10 @@ class StateSnapshot:
     reconnect_attempt: int
     last_error: str
     keyless_tables: tuple[str, ...] = ()  # published without a usable replica identity
+    last_message_at: float = 0.0  # wall clock of the last message from the server (0: none)
+    wal_sender_timeout: str = ""  # the server's, as SHOW renders it
+    server_timeout_secs: float = 0.0  # ours: silence this long means reconnect (0: never)
+    gap_refused: str = ""  # why streaming was refused over a gap (the operator may accept it)
 
     @property
     def lag_bytes(self) -> int:
@@ -111,6 +115,10 @@ class ReplicationState:
     reconnect_attempt: int = 0
     last_error: str = ""
     keyless_tables: tuple[str, ...] = ()
+    last_message_at: float = 0.0
+    wal_sender_timeout: str = ""
+    server_timeout_secs: float = 0.0
+    gap_refused: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get_relation(self, oid: Oid) -> RelationInfo | None:
@@ -172,4 +180,8 @@ class ReplicationState:
                 reconnect_attempt=self.reconnect_attempt,
                 last_error=self.last_error,
                 keyless_tables=self.keyless_tables,
+                last_message_at=self.last_message_at,
+                wal_sender_timeout=self.wal_sender_timeout,
+                server_timeout_secs=self.server_timeout_secs,
+                gap_refused=self.gap_refused,
             )

@@ -21,6 +21,7 @@ import psycopg
 
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.replication.assembler import TransactionAssembler
+from wal2http_tui.replication.connections import connect_sql, conninfo
 from wal2http_tui.replication.decoder import PgOutputDecoder
 from wal2http_tui.replication.messages import (
     ProtocolError,
@@ -29,7 +30,8 @@ from wal2http_tui.replication.messages import (
     format_lsn,
     pg_timestamp_to_datetime,
 )
-from wal2http_tui.replication.preflight import PreflightError, run_preflight
+from wal2http_tui.replication.positions import PositionError, PositionStore, connection_target
+from wal2http_tui.replication.preflight import GAP_CHECK, PreflightError, run_preflight
 from wal2http_tui.replication.replica_identity import (
     relation_lacks_identity,
     relation_warning,
@@ -44,9 +46,8 @@ from wal2http_tui.replication.transport import (
     ReplicationConnection,
     ReplicationError,
     SlotInUse,
-    replication_conninfo,
 )
-from wal2http_tui.replication.values import TypeCatalog, ValueConverter, session_options
+from wal2http_tui.replication.values import TypeCatalog, ValueConverter
 
 log = logging.getLogger("wal2http_tui.server")
 
@@ -55,7 +56,6 @@ RECONNECT_MAX_DELAY = 30.0
 STANDBY_RETRY_DELAY = 3.0
 DRAIN_TIMEOUT = 10.0  # on stop, how long sinks may go on delivering what is queued
 DECODE_FAILURES_BEFORE_ERROR = 3  # the same undecodable message this many times: stop
-APPLICATION_NAME = "wal2http-tui"  # every connection's application_name starts with it
 READ_TIMEOUT = 0.25  # the loop checks its stop event at least this often
 MAX_SILENT_FEEDBACK_SECS = 5.0  # while blocked or paused, still tell the server we are alive
 
@@ -145,6 +145,42 @@ def reconnect_delay(attempt: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
+class Silence:
+    """How long nothing at all (data or keepalive) has arrived, against ``limit`` seconds."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._since: float | None = None
+        self._now = 0.0
+        self._asked = False
+
+    def reset(self) -> None:
+        self._since = None
+        self._asked = False
+
+    def grows(self, now: float) -> bool:
+        """An empty read: True when a limit is set (there is something to check)."""
+        if self._since is None:
+            self._since = now - READ_TIMEOUT
+        self._now = now
+        return bool(self.limit)
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self._since is None else self._now - self._since
+
+    @property
+    def over(self) -> bool:
+        return self.seconds >= self.limit
+
+    def ask_now(self) -> bool:
+        """True once per silence, when it reaches half the limit."""
+        if self._asked or self.seconds < self.limit / 2:
+            return False
+        self._asked = True
+        return True
+
+
 class ReplicationStream:
     """Streams one slot of one database to a ``TransactionHandler``."""
 
@@ -155,11 +191,20 @@ class ReplicationStream:
         *,
         spool_memory_limit: int | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
+        positions: PositionStore | None = None,
+        accept_gap: bool = False,
     ) -> None:
         self.config = config
         self.handler = handler
+        self.positions = positions
+        self.accept_gap = accept_gap
+        self._target = connection_target(config.connection_string)
+        self._recorded: int | None = None  # the position last written to the state file
+        self._system_id = ""
         self.state = ReplicationState(
-            slot_name=config.slot_name, publication_name=config.publication_name
+            slot_name=config.slot_name,
+            publication_name=config.publication_name,
+            server_timeout_secs=config.server_timeout_secs,
         )
         self.drain_timeout = drain_timeout
         self._stop = threading.Event()
@@ -167,7 +212,9 @@ class ReplicationStream:
         self._thread: threading.Thread | None = None
         self._conn: ReplicationConnection | None = None
         self._spool = SpoolDirectory()
-        self._catalog = TypeCatalog(self._connect_sql)
+        self._catalog = TypeCatalog(
+            lambda: self._connect_sql("catalog"), timeout=config.server_timeout_secs
+        )
         self._converter = ValueConverter(self._catalog)
         assembler_kwargs = {}
         if spool_memory_limit is not None:
@@ -184,6 +231,8 @@ class ReplicationStream:
         self._last_feedback = 0.0
         self._warned: set[str] = set()  # warnings already logged in this run
         self._identity_needed = True  # the publication publishes updates or deletes
+        self._after_silence = False  # the last session ended because the server went silent
+        self._streamed = False  # the current session got as far as streaming
         self._decode_failure: tuple[tuple[object, ...], int] = ((), 0)  # what failed, how often
         self.fatal_error: str | None = None  # refused to start: the set-up must be fixed
         self.crash_error: str | None = None  # stopped on an error while running
@@ -255,30 +304,32 @@ class ReplicationStream:
                 except SlotInUse as exc:
                     attempt = 0
                     detail = f"slot in use by pid {exc.pid}"
+                    if self._after_silence:
+                        detail += (
+                            " (probably our previous connection, released by the server within "
+                            f"wal_sender_timeout = {self.state.wal_sender_timeout or '?'})"
+                        )
                     self.state.set_state(EngineState.STANDBY, detail, error=str(exc))
                     self._wait(STANDBY_RETRY_DELAY)
                 except PreflightError as exc:
+                    if exc.check == GAP_CHECK:
+                        self.state.gap_refused = str(exc)
                     if exc.check != "connection":
                         self.fatal_error = str(exc)
                         self.state.set_state(EngineState.ERROR, str(exc), error=str(exc))
                         raise FatalReplicationError(str(exc)) from exc
-                    attempt += 1
-                    self._backoff(attempt, str(exc))
+                    attempt = self._backoff(attempt, str(exc))
                 except ProtocolError as exc:
                     self._give_up_if_undecodable(exc)
-                    attempt += 1
-                    self._backoff(attempt, str(exc))
+                    attempt = self._backoff(attempt, str(exc))
                 except (ReplicationError, psycopg.Error, OSError) as exc:
-                    attempt += 1
-                    self._backoff(attempt, str(exc))
+                    attempt = self._backoff(attempt, str(exc))
                 finally:
                     self._close_connection()
         finally:
             self.handler.stop_delivery(self.drain_timeout)
-            self.state.set_state(
-                EngineState.ERROR if self.crash_error else EngineState.STOPPED,
-                self.crash_error or "",
-            )
+            why = self.crash_error or self.fatal_error  # an error stays on screen
+            self.state.set_state(EngineState.ERROR if why else EngineState.STOPPED, why or "")
             self._spool.cleanup()
 
     def _give_up_if_undecodable(self, exc: ProtocolError) -> None:
@@ -301,15 +352,15 @@ class ReplicationStream:
         raise FatalReplicationError(self.crash_error) from exc
 
     # -- internals -----------------------------------------------------------------------------
-    def _connect_sql(self) -> psycopg.Connection:
-        return psycopg.connect(
-            self.config.connection_string,
-            autocommit=True,
-            options=session_options(),
-            application_name=f"{APPLICATION_NAME} catalog",
-        )
+    def _connect_sql(self, purpose: str) -> psycopg.Connection:
+        """A plain SQL connection for ``purpose``, bounded like every call the engine makes."""
+        return connect_sql(self.config.connection_string, purpose, self.config.server_timeout_secs)
 
-    def _backoff(self, attempt: int, error: str) -> None:
+    def _backoff(self, failures: int, error: str) -> int:
+        """Wait before reconnecting; the attempt number: one more than ``failures``, or 1 when
+        the session that just ended had streamed (the backoff starts over)."""
+        attempt = 1 if self._streamed else failures + 1
+        self._streamed = False
         delay = reconnect_delay(attempt)
         self.state.next_retry_at = time.time() + delay
         self.state.reconnect_attempt = attempt
@@ -317,6 +368,7 @@ class ReplicationStream:
         self.state.set_state(EngineState.RECONNECTING, detail, error=error)
         self._assembler.reset()
         self._wait(delay)
+        return attempt
 
     def _wait(self, seconds: float) -> None:
         self._stop.wait(seconds)
@@ -332,28 +384,36 @@ class ReplicationStream:
     def _connect_and_stream(self) -> None:
         self.state.set_state(EngineState.CONNECTING, "pre-flight")
         report = run_preflight(
-            self._connect_sql,
+            lambda: self._connect_sql("pre-flight"),
             slot_name=self.config.slot_name,
             publication_name=self.config.publication_name,
             tables=self.config.tables,
             create_publication=self.config.create_publication,
             create_slot=self.config.create_slot,
             publish=self.config.publish,
+            timeout=self.config.server_timeout_secs,
+            positions=self.positions,
+            target=self._target,
+            accept_gap=self.accept_gap,
         )
+        if report.gap_accepted is not None:
+            log.error("gap accepted and recorded in %s: %s", self._state_file, report.gap_accepted)
+            self.accept_gap = False  # accepted once: a later gap is asked about again
+        self._system_id = report.system_id
+        self._recorded = report.slot_confirmed_lsn if report.system_id else None
         self.set_flushed_lsn(report.slot_confirmed_lsn)
         self.state.host = report.host
+        self.state.wal_sender_timeout = report.wal_sender_timeout
         self._identity_needed = report.publishes_updates_or_deletes
         for table in report.keyless_tables:
             self.state.add_keyless_table(table.name)
             self._warned.add(table.name)
         for warning in report.warnings:
             self._warn_once(warning.message)
-        conninfo = replication_conninfo(
-            self.config.connection_string,
-            options=session_options(),
-            application_name=APPLICATION_NAME,
+        conn = ReplicationConnection(
+            conninfo(self.config.connection_string, "", replication=True),
+            timeout=self.config.server_timeout_secs,
         )
-        conn = ReplicationConnection(conninfo)
         self._conn = conn
         self.state.set_state(EngineState.CONNECTING, "replication connection")
         identity = conn.connect()
@@ -372,6 +432,7 @@ class ReplicationStream:
         conn.start(self.config.slot_name, start_lsn, choice.options)
         self.state.reconnect_attempt = 0
         self.state.next_retry_at = None
+        self._streamed = True
         self.state.set_state(
             EngineState.PAUSED if self._paused else EngineState.STREAMING,
             f"protocol {choice.version}",
@@ -391,14 +452,22 @@ class ReplicationStream:
         feed = self._assembler.feed
         unpack_xlog = XLOGDATA_HEADER.unpack_from
         interval = float(self.config.feedback_interval_secs)
+        silence = Silence(self.config.server_timeout_secs)
         self._send_feedback(conn)
+        self._after_silence = False
         while not self._stop.is_set():
             if self._paused:
                 self._keep_alive(conn)
                 self._stop.wait(READ_TIMEOUT)
+                silence.reset()  # nothing is read while paused: that is not the server's silence
                 continue
             data = conn.read(READ_TIMEOUT)
-            if data is not None:
+            if data is None:
+                if silence.grows(time.monotonic()):
+                    self._listen_to_the_silence(conn, silence)
+            else:
+                silence.reset()
+                state.last_message_at = time.time()
                 tag = data[0]
                 if tag == 0x77:  # 'w' XLogData
                     start, end, _ = unpack_xlog(data, 1)
@@ -425,6 +494,19 @@ class ReplicationStream:
                 self._send_feedback(conn)
         self._finish(conn)
 
+    def _listen_to_the_silence(self, conn: ReplicationConnection, silence: Silence) -> None:
+        """Halfway through ``server_timeout_secs`` of silence, ask the server for a reply (as
+        PostgreSQL's walreceiver does); at its end, give the connection up."""
+        if silence.over:
+            self._after_silence = True
+            raise ReplicationError(
+                f"no message from PostgreSQL for {silence.limit:g} s (server_timeout_secs): "
+                "reconnecting"
+            )
+        if silence.ask_now():
+            self._update_flushed()
+            conn.send_status(self.state.flushed_lsn, reply=True)
+
     def _finish(self, conn: ReplicationConnection) -> None:
         """Stop requested: let sinks drain (bounded), then send the final confirmation."""
         self.handler.stop_delivery(self.drain_timeout)
@@ -440,11 +522,30 @@ class ReplicationStream:
             confirmed = max(confirmed, self._idle_lsn)
         self.set_flushed_lsn(confirmed)
 
+    @property
+    def _state_file(self) -> str:
+        return str(self.positions.path) if self.positions else "the state file"
+
     def _send_feedback(self, conn: ReplicationConnection) -> None:
         self._update_flushed()
-        conn.send_status(self.state.flushed_lsn)
+        conn.send_status(self._recorded_position(self.state.flushed_lsn))
         self._last_feedback = time.monotonic()
         self.state.last_feedback_time = time.time()
+
+    def _recorded_position(self, lsn: int) -> int:
+        """Write ``lsn`` to the state file before it is confirmed; what may be confirmed: ``lsn``,
+        or the last position written if the file cannot be written (never more than it says,
+        or a later start would take its own confirmation for someone else's)."""
+        if self.positions is None or self._recorded is None or lsn == self._recorded:
+            return lsn
+        try:
+            self.positions.confirm(self._system_id, self.config.slot_name, self._target, lsn)
+        except PositionError as exc:
+            waiting = f"{exc}: confirmations to PostgreSQL wait until it can be written"
+            self._warn_once(waiting, level=logging.ERROR)
+            return self._recorded
+        self._recorded = lsn
+        return lsn
 
     def _keep_alive(self, conn: ReplicationConnection | None = None) -> None:
         """While not reading (paused, or blocked on a full queue): keep feedback flowing."""
@@ -457,10 +558,12 @@ class ReplicationStream:
         """Feed one decoded message (the loop does this for every XLogData it receives)."""
         self._assembler.feed(message)
 
-    def _warn_once(self, message: str, key: str | None = None) -> None:
+    def _warn_once(
+        self, message: str, key: str | None = None, level: int = logging.WARNING
+    ) -> None:
         if (key or message) not in self._warned:
             self._warned.add(key or message)
-            log.warning("%s", message)
+            log.log(level, "%s", message)
 
     def _on_relation(self, relation: RelationInfo) -> None:
         """A table announced while streaming: warn (once) when its writes are being refused."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from wal2http_tui.replication.messages import PG_EPOCH, Lsn, format_lsn, parse_lsn
 
@@ -61,27 +60,19 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def replication_conninfo(dsn: str, *, options: str, application_name: str) -> str:
-    """The user's DSN plus ``replication=database``, our session options and a connect timeout."""
-    params = conninfo_to_dict(dsn)
-    extra_options = params.get("options")
-    merged_options = f"{extra_options} {options}".strip() if extra_options else options
-    kwargs: dict[str, str] = {"replication": "database", "options": merged_options}
-    if "application_name" not in params:
-        kwargs["application_name"] = application_name
-    if "connect_timeout" not in params:
-        kwargs["connect_timeout"] = "10"
-    return make_conninfo(dsn, **kwargs)
-
-
 _ACTIVE_PID = re.compile(r"is active for PID (\d+)")
 
 
 class ReplicationConnection:
-    """One replication session: connect, identify, start streaming, read, acknowledge."""
+    """One replication session: connect, identify, start streaming, read, acknowledge.
 
-    def __init__(self, conninfo: str) -> None:
+    Connecting is bounded by libpq's ``connect_timeout`` (in the conninfo); each command by
+    ``timeout`` seconds (0: unbounded), past which it fails naming the command.
+    """
+
+    def __init__(self, conninfo: str, *, timeout: float = 0.0) -> None:
         self._conninfo = conninfo
+        self._timeout = timeout
         self._conn: pq.abc.PGconn | None = None
         self.identity: SystemIdentity | None = None
 
@@ -92,6 +83,7 @@ class ReplicationConnection:
             message = _error_text(conn)
             conn.finish()
             raise ReplicationError(f"cannot open a replication connection: {message}")
+        conn.nonblocking = 1
         self._conn = conn
         result = self._command("IDENTIFY_SYSTEM")
         self.identity = SystemIdentity(
@@ -115,8 +107,9 @@ class ReplicationConnection:
             f"START_REPLICATION SLOT {quote_ident(slot)} LOGICAL {format_lsn(start_lsn)}"
             f" ({rendered})"
         )
-        result = self._conn.exec_(command.encode())
+        result = self._exec(command, "START_REPLICATION")
         if result.status != pq.ExecStatus.COPY_BOTH:
+            self._drain_results()
             message = _result_error(result) or _error_text(self._conn)
             active = _ACTIVE_PID.search(message)
             if active:
@@ -171,11 +164,50 @@ class ReplicationConnection:
 
     # -- helpers -----------------------------------------------------------------------------
     def _command(self, sql: str) -> pq.abc.PGresult:
-        assert self._conn is not None
-        result = self._conn.exec_(sql.encode())
+        result = self._exec(sql, sql)
+        self._drain_results()
         if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
             raise ReplicationError(f"{sql} failed: {_result_error(result)}")
         return result
+
+    def _exec(self, sql: str, what: str) -> pq.abc.PGresult:
+        """Send one command and wait (at most ``timeout``) for its first result."""
+        conn = self._conn
+        assert conn is not None
+        deadline = time.monotonic() + self._timeout if self._timeout else None
+        try:
+            conn.send_query(sql.encode())
+            while conn.flush() == 1:
+                self._wait(conn, deadline, what, write=True)
+            conn.consume_input()
+            while conn.is_busy():
+                self._wait(conn, deadline, what)
+                conn.consume_input()
+        except (OSError, psycopg.OperationalError) as exc:
+            raise ReplicationError(f"connection lost: {_error_text(conn) or exc}") from exc
+        result = conn.get_result()
+        if result is None:
+            raise ReplicationError(f"{what} failed: {_error_text(conn) or 'no result'}")
+        return result
+
+    def _drain_results(self) -> None:
+        """Read the results after the first, so the connection is ready for the next command."""
+        assert self._conn is not None
+        while self._conn.get_result() is not None:
+            pass
+
+    def _wait(
+        self, conn: pq.abc.PGconn, deadline: float | None, what: str, *, write: bool = False
+    ) -> None:
+        """Until the socket is ready; ReplicationError naming ``what`` once ``deadline`` passes."""
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        sockets = [conn.socket]
+        ready = select.select([] if write else sockets, sockets if write else [], [], remaining)
+        if not (ready[0] or ready[1]):
+            raise ReplicationError(
+                f"no answer from PostgreSQL within {self._timeout:g}s to {what} "
+                "(server_timeout_secs)"
+            )
 
 
 def _text(value: bytes | None) -> str:

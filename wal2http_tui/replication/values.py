@@ -43,6 +43,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from wal2http_tui.replication.deadlines import Unanswered, deadline
 from wal2http_tui.replication.messages import UNCHANGED_TOAST, Oid, RelationInfo, TupleData
 
 JsonValue: TypeAlias = (
@@ -530,11 +531,13 @@ class TypeCatalog:
 
     ``connect`` opens a plain (not replication) connection to the database being replicated; it
     is called lazily, from whichever thread first needs it, and again if the connection breaks.
-    Lookups are serialised by a lock, so one catalog can serve several threads.
+    Lookups are serialised by a lock, so one catalog can serve several threads. Each query is
+    bounded by ``timeout`` seconds (0: unbounded); past it, ``deadlines.Unanswered``.
     """
 
-    def __init__(self, connect: Callable[[], psycopg.Connection]) -> None:
+    def __init__(self, connect: Callable[[], psycopg.Connection], timeout: float = 0.0) -> None:
         self._connect = connect
+        self._timeout = timeout
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self._entries: dict[Oid, TypeEntry | None] = {}
@@ -596,7 +599,12 @@ class TypeCatalog:
                 self._conn = self._connect()
                 self._conn.autocommit = True
             try:
-                return self._conn.execute(query, params).fetchall()
+                with deadline(self._conn, self._timeout, "a type catalog look-up"):
+                    return self._conn.execute(query, params).fetchall()
+            except Unanswered:
+                self._conn.close()
+                self._conn = None
+                raise
             except psycopg.OperationalError:
                 if not self._conn.broken or attempt == 2:
                     raise

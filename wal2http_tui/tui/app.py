@@ -105,6 +105,7 @@ class Wal2HttpApp(App[None]):
         self.readings: Readings | None = None
         self.stopping = False
         self.engine_stopped = False
+        self.gap_asked = ""  # the gap refusal the operator was last asked about
 
     def on_mount(self) -> None:
         if self.engine.snapshot().state == EngineState.STOPPED:
@@ -120,6 +121,9 @@ class Wal2HttpApp(App[None]):
         readings = self.monitor.read(self.clock(), stopping=self.stopping)
         previous = self.readings.state.state if self.readings is not None else None
         self.readings = readings
+        if readings.state.gap_refused and readings.state.gap_refused != self.gap_asked:
+            self.gap_asked = readings.state.gap_refused
+            self.ask_about_the_gap(readings.state.gap_refused)
         if readings.state.state != previous:
             state = readings.state
             self.post_message(EngineStateChanged(previous, state.state, state.detail))
@@ -139,6 +143,33 @@ class Wal2HttpApp(App[None]):
             self.notify(message.detail, title=f"Replication {message.current}", severity="warning")
         elif message.previous in TROUBLE_STATES and message.current == EngineState.STREAMING:
             self.notify("Replication is streaming again")
+
+    def ask_about_the_gap(self, refusal: str) -> None:
+        """Streaming was refused because changes are missing: say why, and let the operator
+        start again knowingly (the gap is recorded), unless the app is read-only."""
+        if self.read_only:
+            self.notify(
+                f"{refusal} (read-only: accept it with `wal2http-tui run --accept-gap`)",
+                title="Not streaming: changes are missing",
+                severity="error",
+                timeout=60,
+            )
+            return
+        self.push_screen(
+            ConfirmScreen(
+                "Not streaming: changes are missing. Start again anyway?",
+                f"{refusal}\n\nStarting anyway streams from where the slot is now and records "
+                "the gap in the state file; the receivers must then be resynchronised.",
+                confirm="Start anyway",
+            ),
+            if_confirmed(self.accept_gap),
+        )
+
+    @work(group="gap", exclusive=True)
+    async def accept_gap(self) -> None:
+        await asyncio.to_thread(self.engine.accept_gap)
+        self.notify("Starting again: the gap is recorded")
+        self.poll()
 
     # -- rules ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

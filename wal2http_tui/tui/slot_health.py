@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Sparkline
 
 from wal2http_tui.engine.controls import SlotHealth
+from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.replica_identity import named
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.live_static import LiveStatic
@@ -81,6 +82,7 @@ def assess_slot(slot: SlotHealth, *, rising: bool) -> list[Finding]:
         ),
         Finding("restart_lsn", slot.restart_lsn or UNKNOWN, "ok"),
         Finding("confirmed_flush_lsn", slot.confirmed_flush_lsn or UNKNOWN, "ok"),
+        *assess_remembered(slot),
         Finding(
             "wal_status",
             wal_status,
@@ -96,6 +98,38 @@ def assess_slot(slot: SlotHealth, *, rising: bool) -> list[Finding]:
     ]
 
 
+def assess_remembered(slot: SlotHealth) -> list[Finding]:
+    """What wal2http-tui last confirmed (its state file) beside PostgreSQL's position: the slot
+    ahead of it means changes were skipped by someone else; behind, that some are sent again."""
+    if slot.remembered_lsn is None or slot.confirmed_flush_lsn is None:
+        return []
+    ours, theirs = parse_lsn(slot.remembered_lsn), parse_lsn(slot.confirmed_flush_lsn)
+    if theirs > ours:
+        level, note = "error", "the slot is ahead of it: changes skipped (a gap)"
+    elif theirs < ours:
+        level, note = "warning", "the slot is behind it: changes are sent again"
+    else:
+        level, note = "ok", "the slot agrees"
+    return [Finding("we confirmed", slot.remembered_lsn, level, note)]
+
+
+def assess_timeouts(wal_sender_timeout: str, server_timeout_secs: float) -> list[Finding]:
+    """How long a silent connection lasts on each side: the server drops a silent client after
+    wal_sender_timeout, wal2http-tui a silent server after server_timeout_secs."""
+    if not wal_sender_timeout:
+        return []
+    ours = f"{server_timeout_secs:g}s" if server_timeout_secs else "off"
+    return [
+        Finding("wal_sender_timeout", wal_sender_timeout, "ok", "the server drops a silent client"),
+        Finding(
+            "server_timeout_secs",
+            ours,
+            "ok" if server_timeout_secs else "warning",
+            "we drop a silent server" if server_timeout_secs else "a silent server goes unnoticed",
+        ),
+    ]
+
+
 def assess_identity(keyless_tables: tuple[str, ...]) -> list[Finding]:
     """Published tables PostgreSQL refuses UPDATE and DELETE on (no usable replica identity)."""
     if not keyless_tables:
@@ -103,10 +137,10 @@ def assess_identity(keyless_tables: tuple[str, ...]) -> list[Finding]:
     count = len(keyless_tables)
     return [
         Finding(
-            "replica identity",
-            f"{count} table{'s' if count > 1 else ''} without one",
+            "no replica identity",
+            f"{count} table{'s' if count > 1 else ''}",
             "error",
-            f"UPDATE and DELETE refused on {named(list(keyless_tables))}; the log says the fixes",
+            f"UPDATE/DELETE refused: {named(list(keyless_tables))} (the log says the fixes)",
         )
     ]
 
@@ -171,8 +205,10 @@ class SlotHealthScreen(Screen):
             )
         )
         rows = {}
+        state = readings.state
         findings = assess_slot(slot, rising=readings.slot_rising)
-        for finding in findings + assess_identity(readings.state.keyless_tables):
+        findings += assess_timeouts(state.wal_sender_timeout, state.server_timeout_secs)
+        for finding in findings + assess_identity(state.keyless_tables):
             style = LEVEL_STYLES[finding.level]
             note = finding.note or ("ok" if finding.level == "ok" else "")
             rows[finding.label] = (

@@ -22,6 +22,7 @@ from wal2http_tui.tui.units import (
 )
 
 LAG_WARNING_BYTES = 64 * 1024 * 1024
+QUIET_SHOWN_AFTER_SECS = 5.0  # silence from the server shown on the status line beyond this
 LEVEL_STYLES = {"ok": "$success", "warning": "$warning", "error": "$error"}
 
 # (glyph, style) per engine state; the words come from the state itself.
@@ -55,6 +56,14 @@ def state_line(readings: Readings) -> Content:
     if reason:
         parts.append(": " if state.state != EngineState.STREAMING else " ")
         parts.append((reason, style if state.state == EngineState.ERROR else ""))
+    quiet = readings.now - state.last_message_at if state.last_message_at else 0.0
+    if state.state == EngineState.STREAMING and quiet > QUIET_SHOWN_AFTER_SECS:
+        limit = state.server_timeout_secs
+        parts.append(
+            (f" · nothing from PostgreSQL for {human_duration(quiet)}", "$warning")
+            if not limit or quiet < limit / 2
+            else (f" · nothing from PostgreSQL for {human_duration(quiet)}", "bold $error")
+        )
     return Content.assemble(*parts)
 
 
