@@ -26,7 +26,7 @@ from wal2http_tui.config.model import (
     ReplicationConfig,
 )
 from wal2http_tui.config.secrets import mask_conninfo
-from wal2http_tui.config.validation import split_table_name
+from wal2http_tui.config.table_names import split_table_name
 
 SAMPLE = SAMPLE_CONFIG
 SIGNING_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

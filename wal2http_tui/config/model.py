@@ -32,6 +32,9 @@ ON_FAILURE_CHOICES = ("block", "dead_letter")
 HTTP_METHODS = ("POST", "PUT", "PATCH")
 # What a publication may publish (CREATE PUBLICATION ... WITH (publish = '...')).
 PUBLISHED_OPERATIONS = ("insert", "update", "delete", "truncate")
+# What a sink may receive (`ops`): the row changes, truncates, logical decoding messages and the
+# rows a backfill reads.
+SINK_OPERATIONS = ("insert", "update", "delete", "truncate", "message", "read")
 MAX_BATCH_EVENTS = 10_000
 DEFAULT_HOOK0_LABELS: Mapping[str, str] = {"source": "wal2http"}
 MAX_HOOK0_LABELS = 8  # Hook0 accepts 10; the sink adds `schema` and `table`
@@ -57,6 +60,11 @@ class BaseSinkConfig:
     on_failure: str = "block"
     verify_tls: bool = True
     ca_file: Path | None = None
+    # Routing: the tables (patterns) and operations this sink receives, None for all; the
+    # columns it never sees, per table pattern.
+    tables: tuple[str, ...] | None = None
+    ops: tuple[str, ...] | None = None
+    exclude_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def redacted(self) -> dict[str, Any]:
         """A plain view for display, the secrets masked."""
@@ -188,12 +196,14 @@ ROOT_KEYS = _table_keys(ReplicationConfig)
 # (url, api_url...) right after `enabled`, HTTP with the shared settings among its own.
 HTTP_SINK_KEYS = _table_keys(
     HttpSinkConfig,
-    "name enabled url method timeout retries auth_header headers event_format signing_secret "
-    "batch_max_events verify_tls ca_file retry_backoff_ms retry_max_backoff_secs on_failure",
+    "name enabled url tables ops exclude_columns method timeout retries auth_header headers "
+    "event_format signing_secret batch_max_events verify_tls ca_file retry_backoff_ms "
+    "retry_max_backoff_secs on_failure",
 )
 HOOK0_SINK_KEYS = _table_keys(
     Hook0SinkConfig,
-    "name enabled api_url api_key application_id organization_id labels event_format timeout "
+    "name enabled api_url api_key application_id organization_id tables ops exclude_columns "
+    "labels event_format timeout "
     "retries retry_backoff_ms retry_max_backoff_secs on_failure verify_tls ca_file",
 )
 SECRET_SINK_KEYS = tuple(

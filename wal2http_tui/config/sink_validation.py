@@ -22,17 +22,24 @@ from wal2http_tui.config.model import (
     ON_FAILURE_CHOICES,
     RESERVED_HOOK0_LABELS,
     SINK_KINDS,
+    SINK_OPERATIONS,
     EventSinkConfig,
     Hook0SinkConfig,
     HttpSinkConfig,
     sink_names,
 )
+from wal2http_tui.config.table_names import parse_table_pattern
 from wal2http_tui.config.table_reader import ConfigSource, TableReader
+from wal2http_tui.config.url_template import UrlTemplate
 
 _SINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
+_PATTERN_EXPECTED = (
+    'a table pattern "schema.table", `*` for a whole part ("public.*", "*.audit_log"), '
+    "a part that holds a dot double-quoted ('\"my.schema\".orders')"
+)
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _SIGNING_SECRET_EXPECTED = (
     'a Standard Webhooks secret: "whsec_" then the base64 of 24 to 64 random bytes '
@@ -127,10 +134,15 @@ def _http_sink(
     auth_header = table.string("auth_header", "an Authorization header value", secret=True)
     if auth_header is not None and _LINE_BREAK.search(auth_header):
         raise table.fail("auth_header", "header values cannot contain line breaks")
+    url = table.url("url")
+    try:
+        UrlTemplate(url)
+    except ValueError as exc:
+        raise table.fail("url", str(exc)) from None
     return HttpSinkConfig(
         name=_sink_name(table, name),
         enabled=table.boolean("enabled", legacy),
-        url=table.url("url"),
+        url=url,
         method=table.choice("method", HTTP_METHODS),
         auth_header=auth_header,
         headers=headers,
@@ -200,7 +212,91 @@ def _delivery(table: TableReader) -> dict[str, Any]:
         "on_failure": table.choice("on_failure", ON_FAILURE_CHOICES),
         "verify_tls": table.boolean("verify_tls"),
         "ca_file": table.file("ca_file"),
+        **_routing(table),
     }
+
+
+def _routing(table: TableReader) -> dict[str, Any]:
+    """``tables``, ``ops`` and ``exclude_columns``: what the sink receives."""
+    return {
+        "tables": _list(
+            table,
+            "tables",
+            _pattern,
+            "receives nothing; remove `tables` to receive "
+            "every table of the publication, or disable the sink",
+        ),
+        "ops": _list(
+            table,
+            "ops",
+            _operation,
+            "receives nothing; remove `ops` to receive every operation, or disable the sink",
+        ),
+        "exclude_columns": _exclusions(table),
+    }
+
+
+def _pattern(text: object) -> str:
+    parse_table_pattern(text)
+    assert isinstance(text, str)
+    return text
+
+
+def _operation(text: object) -> str:
+    if text not in SINK_OPERATIONS:
+        raise ValueError(f"an operation: one of {', '.join(SINK_OPERATIONS)}")
+    assert isinstance(text, str)
+    return text
+
+
+def _list(table: TableReader, key: str, item: Any, empty: str) -> tuple[str, ...] | None:
+    """An array whose items ``item`` checks (ValueError, naming what is expected)."""
+    if key not in table.data:
+        return None
+    value = table.data[key]
+    what = {"tables": _PATTERN_EXPECTED, "ops": "one of " + ", ".join(SINK_OPERATIONS)}[key]
+    if not isinstance(value, list):
+        raise table.fail(key, f"expected an array of {what}, got {describe(value)}")
+    if not value:
+        raise table.fail(key, f"an empty list {empty}")
+    for i, element in enumerate(value):
+        try:
+            item(element)
+        except ValueError:
+            raise table.source.error(
+                (*table.path, key, i), f"expected {what}, got {describe(element)}"
+            ) from None
+        if element in value[:i]:
+            raise table.source.error((*table.path, key, i), f"{show(element)} is listed twice")
+    return tuple(value)
+
+
+def _exclusions(table: TableReader) -> dict[str, tuple[str, ...]]:
+    key = "exclude_columns"
+    expected = 'a table of table patterns to arrays of column names ({ "public.users" = ["ssn"] })'
+    value = table.data.get(key, {})
+    if not isinstance(value, dict):
+        raise table.fail(key, f"expected {expected}, got {describe(value)}")
+    exclusions: dict[str, tuple[str, ...]] = {}
+    for pattern, columns in value.items():
+        path = (*table.path, key, pattern)
+        try:
+            parse_table_pattern(pattern)
+        except ValueError:
+            raise table.source.error(
+                path, f"expected {_PATTERN_EXPECTED} as the key, got {show(pattern)}"
+            ) from None
+        if not isinstance(columns, list) or not columns:
+            raise table.source.error(
+                path, f"expected a non-empty array of column names, got {describe(columns)}"
+            )
+        for column in columns:
+            if not isinstance(column, str) or not column:
+                raise table.source.error(
+                    path, f"expected column names (strings), got {describe(column)}"
+                )
+        exclusions[pattern] = tuple(columns)
+    return exclusions
 
 
 def _sink_name(table: TableReader, default: str) -> str:

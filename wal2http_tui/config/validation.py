@@ -21,10 +21,10 @@ from wal2http_tui.config.model import (
 )
 from wal2http_tui.config.secrets import is_uri_conninfo, mask_conninfo
 from wal2http_tui.config.sink_validation import read_sinks
+from wal2http_tui.config.table_names import split_table_name
 from wal2http_tui.config.table_reader import ConfigSource, TableReader
 
 _SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
-_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^".]+)')
 _CONNINFO_EXPECTED = 'a libpq connection string ("host=... dbname=...") or a postgresql:// URI'
 
 
@@ -75,32 +75,6 @@ def validate(
         source_path=source.absolute_path,
         warnings=tuple(source.warnings),
     )
-
-
-def split_table_name(name: object) -> tuple[str, ...]:
-    """``schema.table`` or ``table`` -> its one or two parts; a part may be double-quoted (with
-    ``""`` for a quote) to hold dots. Names are taken as written (no case folding).
-    ValueError for anything else."""
-    if not isinstance(name, str):
-        raise ValueError("not a string")
-    parts: list[str] = []
-    position = 0
-    while True:
-        match = _NAME_PART.match(name, position)
-        if match is None:
-            raise ValueError(f"not a table name: {name!r}")
-        quoted, bare = match.groups()
-        part = quoted.replace('""', '"') if quoted is not None else bare
-        if not part.strip():
-            raise ValueError(f"not a table name: {name!r}")
-        parts.append(part)
-        position = match.end()
-        if position == len(name):
-            break
-        if name[position] != "." or len(parts) == 2:
-            raise ValueError(f"not a table name: {name!r}")
-        position += 1
-    return tuple(parts)
 
 
 def _tables(source: ConfigSource, root: TableReader) -> tuple[str, ...] | None:

@@ -19,6 +19,7 @@ class Mark:
     FAILED = "failed"
     DELIVERED = "delivered"
     DEAD_LETTERED = "dead_lettered"
+    FILTERED = "filtered"  # the sink's tables/ops filters let none of its changes through
 
 
 class SinkState:
@@ -91,15 +92,17 @@ class SinkSnapshot:
     last_error: str
     retry: RetryInfo | None
     finished_lsn: int
+    receives: str = "everything"  # the sink's filters, in short (Route.summary)
 
 
 class SinkStats:
     """Counters one delivery worker keeps; ``snapshot`` copies them for readers."""
 
-    def __init__(self, name: str, kind: str, target: str) -> None:
+    def __init__(self, name: str, kind: str, target: str, receives: str = "everything") -> None:
         self.name = name
         self.kind = kind
         self.target = target
+        self.receives = receives
         self.state = SinkState.HEALTHY
         self.delivered = 0
         self.failed = 0
@@ -126,6 +129,7 @@ class SinkStats:
             last_error=self.last_error,
             retry=self.retry,
             finished_lsn=finished_lsn,
+            receives=self.receives,
         )
 
 

@@ -77,7 +77,7 @@ class SinkWorker:
         self.feed = feed
         self.queue_max_events = queue_max_events
         self.stall_warning_secs = stall_warning_secs
-        self.stats = SinkStats(sink.name, sink.kind, sink.describe_target())
+        self.stats = SinkStats(sink.name, sink.kind, sink.describe_target(), sink.route.summary())
         self.finished_lsn = 0
         self._queue: deque[Transaction] = deque()  # unfinished, in commit order
         self._started = 0  # how many at the front of the queue the thread has begun
@@ -208,6 +208,10 @@ class SinkWorker:
             if self._retired:
                 self._cond.wait(timeout)
                 return False
+            if not self.sink.route.wants_any(tx.changes.kinds):
+                # finished for this sink at once: it never holds back the confirmed LSN
+                self._mark(tx, Mark.FILTERED if tx.size else Mark.DELIVERED)
+                return True
             if self._queue_full(weight):
                 self._cond.wait(timeout)
                 if self._queue_full(weight):
@@ -352,29 +356,40 @@ class SinkWorker:
             return False
         batch_size = max(1, self.sink.batch_max_events)
         cursor = self._cursor
+        route = self.sink.route
         events: list[Event] = []
-        completes: list[Transaction] = []
+        completes: list[tuple[Transaction, bool]] = []  # and whether it gave the sink events
         while len(events) < batch_size:
-            if cursor.tx is None:
-                tx = self._next_transaction(block=not events and not completes)
-                if tx is None:
-                    break
-                self._mark(tx, Mark.IN_FLIGHT)
-                cursor.begin(tx)
-            assert cursor.tx is not None and cursor.changes is not None
-            change = next(cursor.changes, None)
-            if change is None:
-                completes.append(cursor.tx)
-                cursor.end()
-                continue
-            events.append(self.processor.process_event(cursor.tx, change, cursor.seq))
-            cursor.seq += 1
+            event, cursor.pending = cursor.pending, None
+            if event is None:
+                if cursor.tx is None:
+                    tx = self._next_transaction(block=not events and not completes)
+                    if tx is None:
+                        break
+                    self._mark(tx, Mark.IN_FLIGHT)
+                    cursor.begin(tx)
+                assert cursor.tx is not None and cursor.changes is not None
+                change = next(cursor.changes, None)
+                if change is None:
+                    completes.append((cursor.tx, cursor.produced > 0))
+                    cursor.end()
+                    continue
+                seq = cursor.seq  # every change counts, so ids do not depend on the route
+                cursor.seq += 1
+                if not route.wants(change.op, change.schema, change.table):
+                    continue
+                event = self.processor.process_event(cursor.tx, route.project(change), seq)
+                cursor.produced += 1
+            if events and self.sink.batch_key(event) != self.sink.batch_key(events[0]):
+                cursor.pending = event  # the first of the next batch
+                break
+            events.append(event)
         if not events and not completes:
             return False
         if events:
             self._deliver(events)
-        for tx in completes:
-            self._finish(tx)
+        for tx, produced in completes:
+            self._finish(tx, filtered=not produced)
         return True
 
     def _start_over(self) -> None:
@@ -393,9 +408,11 @@ class SinkWorker:
             log.error("sink %s: %s", self.name, message, exc_info=exc)
         return message
 
-    def _finish(self, tx: Transaction) -> None:
+    def _finish(self, tx: Transaction, *, filtered: bool = False) -> None:
         weight = _weight(tx)
-        if tx.marks.get(self.name) != Mark.DEAD_LETTERED:
+        if filtered and tx.size:
+            self._mark(tx, Mark.FILTERED)
+        elif tx.marks.get(self.name) != Mark.DEAD_LETTERED:
             self._mark(tx, Mark.DELIVERED)
         with self._cond:
             finished = self._queue.popleft()
@@ -573,9 +590,13 @@ class _Cursor:
     def begin(self, tx: Transaction) -> None:
         self.tx: Transaction | None = tx
         self.changes: Iterator[Change] | None = iter(tx.changes)
-        self.seq = 0
+        self.seq = 0  # the index of the next change in the transaction
+        self.produced = 0  # events built from it for this sink
+        self.pending: Event | None = None  # built, but of the next batch
 
     def end(self) -> None:
         self.tx = None
         self.changes = None
         self.seq = 0
+        self.produced = 0
+        self.pending = None

@@ -31,6 +31,7 @@ from wal2http_tui.event_sinks.http_client import (
     is_retryable_status,
     parse_retry_after,
 )
+from wal2http_tui.event_sinks.routing import Route
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError, EventSink
 
 MAX_LABELS = 10
@@ -120,6 +121,7 @@ class Hook0EventSink(EventSink):
     def __init__(self, config: Hook0SinkConfig) -> None:
         self.config = config
         self.name = config.name
+        self.route = Route.of(config)
         options = hook0.Hook0ClientOptions(
             retry_policy=hook0.RetryPolicy.disabled(),
             request_timeout=float(config.timeout),

@@ -13,10 +13,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from wal2http_tui.config.model import HttpSinkConfig
+from wal2http_tui.config.url_template import UrlTemplate
 from wal2http_tui.event_sinks.event_processor import Event, batch_id
 from wal2http_tui.event_sinks.http_client import HttpClient
+from wal2http_tui.event_sinks.routing import Route
 from wal2http_tui.event_sinks.traits import Attempt, EventSink
 
 
@@ -38,6 +41,8 @@ class HttpEventSink(EventSink):
         self.config = config
         self.name = config.name
         self.batch_max_events = config.batch_max_events
+        self.route = Route.of(config)
+        self._url = UrlTemplate(config.url)
         self.http_client = HttpClient(
             timeout=config.timeout, verify_tls=config.verify_tls, ca_file=config.ca_file
         )
@@ -49,8 +54,11 @@ class HttpEventSink(EventSink):
     def describe_target(self) -> str:
         return f"{self.config.method} {self.config.url}"
 
+    def batch_key(self, event: Event) -> str:
+        return self._url.fill(event.schema, event.table, event.op)
+
     def on_event(self, event: Event) -> Attempt:
-        return self._send(event.event_id, event.payload)
+        return self._send(self.batch_key(event), event.event_id, event.payload)
 
     def on_batch(self, events: Sequence[Event]) -> Attempt:
         """With ``batch_max_events`` > 1 the body is always a JSON array, even of one event;
@@ -59,23 +67,26 @@ class HttpEventSink(EventSink):
             return super().on_batch(events)
         message_id = events[0].event_id if len(events) == 1 else batch_id(events)
         body = b"[" + b",".join(event.payload for event in events) + b"]"
-        return self._send(message_id, body)
+        return self._send(self.batch_key(events[0]), message_id, body)
 
-    def _send(self, message_id: str, body: bytes) -> Attempt:
+    def _send(self, url: str, message_id: str, body: bytes) -> Attempt:
         headers = dict(self._base_headers)
         headers["webhook-id"] = message_id
         if self._key is not None:
             timestamp = int(time.time())
             headers["webhook-timestamp"] = str(timestamp)
             headers["webhook-signature"] = sign(self._key, message_id, timestamp, body)
-        _, attempt = self.http_client.send_request(
-            self.config.url, self.config.method, body, headers
-        )
+        _, attempt = self.http_client.send_request(url, self.config.method, body, headers)
         return attempt
 
     def probe(self) -> str:
-        """A HEAD request: any HTTP answer means the receiver is reachable."""
-        status = self.http_client.probe(self.config.url)
+        """A HEAD request: any HTTP answer means the receiver is reachable. A URL with
+        placeholders is probed at its host's root (no event names its path yet)."""
+        url = self.config.url
+        if self._url.placeholders:
+            parts = urlsplit(url)
+            url = f"{parts.scheme}://{parts.netloc}/"
+        status = self.http_client.probe(url)
         return f"{self.describe_target()} reachable (HEAD answered {status})"
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wal2http_tui.event_sinks.event_processor import Event
+from wal2http_tui.event_sinks.routing import Route
 
 
 @dataclass
@@ -49,6 +50,12 @@ class EventSink(ABC):
     kind: str = ""
     name: str = ""
     batch_max_events: int = 1
+    route: Route = Route()  # what the sink receives (its tables, ops and exclude_columns)
+
+    def batch_key(self, event: Event) -> str:
+        """Events of one batch share this (an HTTP sink's URL per event): a batch only holds
+        consecutive events with the same key, so batching never reorders."""
+        return ""
 
     @abstractmethod
     def on_event(self, event: Event) -> Attempt:

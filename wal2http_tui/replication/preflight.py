@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from wal2http_tui.config.model import PUBLISHED_OPERATIONS
-from wal2http_tui.config.validation import split_table_name
+from wal2http_tui.config.table_names import split_table_name
 from wal2http_tui.replication.deadlines import Unanswered, deadline
 from wal2http_tui.replication.messages import Lsn, format_lsn, parse_lsn
 from wal2http_tui.replication.positions import OK, PositionStore, Remembered, Verdict, judge

@@ -85,12 +85,14 @@ class ChangeBuffer:
         self._lock = threading.Lock()
         self._readers = 0
         self.count = 0
-        self._tables: set[tuple[str, str]] = set()
+        # (operation, schema, table) of every change appended, so a sink can tell at once
+        # whether a transaction holds anything it receives (a superset after an abort).
+        self.kinds: set[tuple[str, str, str]] = set()
 
     @property
     def tables(self) -> set[str]:
         """Qualified names of the tables the changes touch (logical messages excluded)."""
-        return {f"{schema}.{table}" for schema, table in self._tables if table}
+        return {f"{schema}.{table}" for _, schema, table in self.kinds if table}
 
     @property
     def spilled(self) -> bool:
@@ -98,7 +100,7 @@ class ChangeBuffer:
 
     def append(self, change: Change, xid: Xid = 0) -> None:
         self.count += 1
-        self._tables.add((change.schema, change.table))
+        self.kinds.add((change.op, change.schema, change.table))
         self._records.append((xid, change))
         # about what the change costs in memory (its JSON plus ~200 bytes of objects)
         self._memory_bytes += (
