@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
@@ -16,14 +15,12 @@ from tests.support.engine import (
     slot_confirmed_lsn,
     wait_until,
 )
+from tests.support.hook0 import APPLICATION, TOKEN, hook0_sink
 from wal2http_tui.config.loader import load_config_text
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.delivery.replay import Replayer, replay_all
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 from wal2http_tui.event_sinks.factory import build_sink
-
-APPLICATION = str(uuid.UUID(int=0x1234))
-TOKEN = "hook0-secret-token"
 
 
 def _config(pg, sinks: str) -> str:
@@ -31,21 +28,6 @@ def _config(pg, sinks: str) -> str:
         f'connection_string = "{pg.dsn}"\nslot_name = "multi"\npublication_name = "multi_pub"\n'
         f"feedback_interval_secs = 1\n{sinks}"
     )
-
-
-def hook0_sink(api_url: str, **keys: object) -> str:
-    lines = [
-        "[[event_sinks.hook0]]",
-        'name = "hook0"',
-        "enabled = true",
-        f'api_url = "{api_url}"',
-        f'api_key = "{TOKEN}"',
-        f'application_id = "{APPLICATION}"',
-        "retry_backoff_ms = 50",
-        "retry_max_backoff_secs = 1",
-    ]
-    lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture

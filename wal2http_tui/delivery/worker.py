@@ -380,7 +380,10 @@ class SinkWorker:
                     continue
                 event = self.processor.process_event(cursor.tx, route.project(change), seq)
                 cursor.produced += 1
-            if events and self.sink.batch_key(event) != self.sink.batch_key(events[0]):
+            key = self.sink.batch_key(event)
+            if not events:
+                batch_key = key
+            elif key != batch_key:
                 cursor.pending = event  # the first of the next batch
                 break
             events.append(event)

@@ -9,9 +9,11 @@ import psycopg
 
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.event_sinks.factory import build_sink
+from wal2http_tui.event_sinks.route_check import check_route
 from wal2http_tui.replication.connections import connect_sql
 from wal2http_tui.replication.positions import PositionStore, connection_target
 from wal2http_tui.replication.preflight import PreflightError, run_preflight
+from wal2http_tui.replication.replica_identity import PublishedTable
 
 OK, FAIL, WARN, NOTE = "ok", "FAIL", "WARN", "note"
 
@@ -41,6 +43,7 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
 
     # What the engine remembers of the slot, if it ever ran here (check creates no file).
     positions = PositionStore(config.state_path) if config.state_path.exists() else None
+    published: list[PublishedTable] | None = None
     try:
         report = run_preflight(
             connect,
@@ -59,6 +62,7 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
             emit(OK, line.check, line.message)
         for line in report.warnings:
             emit(WARN, line.check, line.message)
+        published = report.published
     except PreflightError as exc:
         if exc.check == "connection":
             failed = True
@@ -75,6 +79,11 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
     for sink_config in config.enabled_sinks:
         sink = build_sink(sink_config)
         label = f"sink {sink_config.kind} {sink_config.name}"
+        if published is not None:
+            findings = check_route(sink_config, published, config.publication_name)
+            emit(NOTE, label, findings.receives)
+            for warning in findings.warnings:
+                emit(WARN, label, warning)
         try:
             emit(OK, label, sink.probe())
         except Exception as exc:  # any failure of a probe is a failed check, reported as such

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
+from wal2http_tui.config.model import BaseSinkConfig, EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import ActivityFeed, Mark, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetterStore
 from wal2http_tui.delivery.dispatcher import Dispatcher
@@ -22,6 +22,7 @@ from wal2http_tui.delivery.retry import RetryPolicy
 from wal2http_tui.delivery.worker import SinkWorker
 from wal2http_tui.event_sinks.event_processor import EventProcessor, SourceInfo, rfc3339
 from wal2http_tui.event_sinks.factory import build_sink
+from wal2http_tui.event_sinks.route_check import check_route
 from wal2http_tui.event_sinks.traits import EventSink
 from wal2http_tui.replication.messages import ReplicationMessage, format_lsn
 from wal2http_tui.replication.positions import PositionStore
@@ -222,6 +223,7 @@ class ReplicationServer:
                 else:
                     log.info("sink %s reconfigured", name)
                     self.dispatcher.replace(running, new)
+            self._warn_about_routes()
 
     def sinks(self) -> list[SinkSnapshot]:
         return [worker.snapshot() for worker in self.dispatcher.workers]
@@ -251,6 +253,18 @@ class ReplicationServer:
         )
         for worker in self.dispatcher.workers:
             worker.processor.source = self._source
+        self._warn_about_routes()
+
+    def _warn_about_routes(self) -> None:
+        """What each sink's route makes of the publication's tables, once per run."""
+        for worker in self.dispatcher.workers:
+            sink_config = getattr(worker.sink, "config", None)
+            if isinstance(sink_config, BaseSinkConfig) and self.stream.published:
+                findings = check_route(
+                    sink_config, self.stream.published, self.config.publication_name
+                )
+                for warning in findings.warnings:
+                    self.stream.warn_once(warning)
 
     def start_delivery(self) -> None:
         """Start every sink worker (once; later calls do nothing)."""

@@ -22,10 +22,12 @@ from wal2http_tui.replication.messages import Lsn, format_lsn, parse_lsn
 from wal2http_tui.replication.positions import OK, PositionStore, Remembered, Verdict, judge
 from wal2http_tui.replication.replica_identity import (
     KeylessTable,
+    PublishedTable,
     fixes,
     keyless_published_tables,
     keyless_tables,
     named,
+    published_tables,
 )
 
 MIN_SERVER_VERSION = 100000
@@ -59,6 +61,8 @@ class PreflightReport:
     lines: list[CheckLine] = field(default_factory=list)
     warnings: list[CheckLine] = field(default_factory=list)
     keyless_tables: list[KeylessTable] = field(default_factory=list)
+    # The tables the publication publishes (or, in a dry run, would), for the sinks' routes.
+    published: list[PublishedTable] = field(default_factory=list)
     wal_sender_timeout: str = ""  # after which the server drops a silent replication client
     system_id: str = ""  # "" when the role may not read it (no gap detection then)
     position: Verdict = OK  # what comparing with the state file found
@@ -308,6 +312,7 @@ def _check_publication(
         report.publishes_updates_or_deletes = publishes_updates_or_deletes(published)
         if report.publishes_updates_or_deletes:
             _warn_keyless(report, name, keyless_published_tables(conn, name))
+        report.published = published_tables(conn, name, None)
         return
     if not create:
         raise PreflightError(
@@ -321,6 +326,7 @@ def _check_publication(
         _refuse_keyless(name, keyless_tables(conn, identifiers))
     if dry_run:
         report.passed("publication", f"publication {name} does not exist yet; created at start")
+        report.published = published_tables(conn, None, identifiers)
         return
     if identifiers:
         statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
@@ -339,6 +345,7 @@ def _check_publication(
             "or the tables' owner, or fix `tables`)",
         ) from exc
     report.publication_created = True
+    report.published = published_tables(conn, name, None)
     operations = f", publishing {publish}" if publish is not None else ""
     report.passed(
         "publication",

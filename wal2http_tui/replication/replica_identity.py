@@ -59,6 +59,34 @@ WHERE c.relreplident = 'n'
 ORDER BY 1, 2
 """
 
+_KEYS = """
+SELECT n.nspname, c.relname,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM pg_index x
+                 CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+                 WHERE x.indrelid = c.oid
+                   AND CASE WHEN c.relreplident = 'i' THEN x.indisreplident
+                            ELSE x.indisprimary END), '{}')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY(%s::oid[])
+ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """A table a publication publishes (or would), and the columns of its key: the replica
+    identity index, else the primary key; none for a table without either."""
+
+    schema: str
+    table: str
+    key_columns: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return sql_name(self.schema, self.table)
+
 
 @dataclass(frozen=True)
 class KeylessTable:
@@ -89,19 +117,38 @@ def keyless_tables(
 ) -> list[KeylessTable]:
     """The leaf tables that ``FOR TABLE tables`` (None: ``FOR ALL TABLES``) would publish and
     that have no usable replica identity."""
-    if tables is None:
-        oids = [row[0] for row in conn.execute(_LEAVES_OF_ALL_TABLES)]
-    else:
-        names = [identifier.as_string(conn) for identifier in tables]
-        found = conn.execute("SELECT to_regclass(unnest(%s::text[]))::oid", (names,))
-        oids = [row[0] for row in found if row[0] is not None]  # a missing one fails CREATE
-    return _without_identity(conn, oids)
+    return _without_identity(conn, _leaves(conn, tables))
 
 
 def keyless_published_tables(conn: psycopg.Connection, publication: str) -> list[KeylessTable]:
     """The tables an existing publication publishes that have no usable replica identity."""
-    oids = [row[0] for row in conn.execute(_LEAVES_OF_PUBLICATION, (publication,))]
-    return _without_identity(conn, oids)
+    return _without_identity(conn, _published_leaves(conn, publication))
+
+
+def published_tables(
+    conn: psycopg.Connection, publication: str | None, tables: Sequence[sql.Composable] | None
+) -> list[PublishedTable]:
+    """The tables of an existing ``publication``, or (None) those ``FOR TABLE tables`` (None:
+    ``FOR ALL TABLES``) would publish, with their key columns."""
+    oids = _published_leaves(conn, publication) if publication else _leaves(conn, tables)
+    if not oids:
+        return []
+    return [
+        PublishedTable(schema, table, tuple(keys))
+        for schema, table, keys in conn.execute(_KEYS, (oids,))
+    ]
+
+
+def _leaves(conn: psycopg.Connection, tables: Sequence[sql.Composable] | None) -> list[int]:
+    if tables is None:
+        return [row[0] for row in conn.execute(_LEAVES_OF_ALL_TABLES)]
+    names = [identifier.as_string(conn) for identifier in tables]
+    found = conn.execute("SELECT to_regclass(unnest(%s::text[]))::oid", (names,))
+    return [row[0] for row in found if row[0] is not None]  # a missing one fails CREATE
+
+
+def _published_leaves(conn: psycopg.Connection, publication: str) -> list[int]:
+    return [row[0] for row in conn.execute(_LEAVES_OF_PUBLICATION, (publication,))]
 
 
 def _without_identity(conn: psycopg.Connection, oids: list[int]) -> list[KeylessTable]:

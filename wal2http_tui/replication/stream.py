@@ -33,6 +33,7 @@ from wal2http_tui.replication.messages import (
 from wal2http_tui.replication.positions import PositionError, PositionStore, connection_target
 from wal2http_tui.replication.preflight import GAP_CHECK, PreflightError, run_preflight
 from wal2http_tui.replication.replica_identity import (
+    PublishedTable,
     relation_lacks_identity,
     relation_warning,
     sql_name,
@@ -230,6 +231,7 @@ class ReplicationStream:
         self._idle_lsn = 0
         self._last_feedback = 0.0
         self._warned: set[str] = set()  # warnings already logged in this run
+        self.published: list[PublishedTable] = []  # what the pre-flight found the publication has
         self._identity_needed = True  # the publication publishes updates or deletes
         self._after_silence = False  # the last session ended because the server went silent
         self._streamed = False  # the current session got as far as streaming
@@ -405,11 +407,12 @@ class ReplicationStream:
         self.state.host = report.host
         self.state.wal_sender_timeout = report.wal_sender_timeout
         self._identity_needed = report.publishes_updates_or_deletes
+        self.published = report.published
         for table in report.keyless_tables:
             self.state.add_keyless_table(table.name)
             self._warned.add(table.name)
         for warning in report.warnings:
-            self._warn_once(warning.message)
+            self.warn_once(warning.message)
         conn = ReplicationConnection(
             conninfo(self.config.connection_string, "", replication=True),
             timeout=self.config.server_timeout_secs,
@@ -542,7 +545,7 @@ class ReplicationStream:
             self.positions.confirm(self._system_id, self.config.slot_name, self._target, lsn)
         except PositionError as exc:
             waiting = f"{exc}: confirmations to PostgreSQL wait until it can be written"
-            self._warn_once(waiting, level=logging.ERROR)
+            self.warn_once(waiting, level=logging.ERROR)
             return self._recorded
         self._recorded = lsn
         return lsn
@@ -558,9 +561,7 @@ class ReplicationStream:
         """Feed one decoded message (the loop does this for every XLogData it receives)."""
         self._assembler.feed(message)
 
-    def _warn_once(
-        self, message: str, key: str | None = None, level: int = logging.WARNING
-    ) -> None:
+    def warn_once(self, message: str, key: str | None = None, level: int = logging.WARNING) -> None:
         if (key or message) not in self._warned:
             self._warned.add(key or message)
             log.log(level, "%s", message)
@@ -570,7 +571,7 @@ class ReplicationStream:
         if self._identity_needed and relation_lacks_identity(relation):
             name = sql_name(relation.schema, relation.table)
             self.state.add_keyless_table(name)
-            self._warn_once(relation_warning(relation), key=name)
+            self.warn_once(relation_warning(relation), key=name)
 
     def _on_transaction(self, tx: Transaction) -> None:
         state = self.state
