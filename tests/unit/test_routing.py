@@ -298,3 +298,19 @@ def test_a_filtered_transaction_is_finished_at_once_even_behind_a_blocked_one(tm
         assert skipped.marks == {"s": Mark.FILTERED}
         assert dispatcher.confirmed_lsn() == 0  # the first still waits
         blocked.stop()
+
+
+@pytest.mark.parametrize("event_format", ["json", "debezium", "cloudevents"])
+def test_no_payload_format_carries_an_excluded_column(tmp_path, event_format):
+    row = '{"id":1,"ssn":"123-45","name":"a"}'
+    old = '{"id":1,"ssn":"999-99","name":"b"}'
+    change = Change("update", "public", "users", row, old, '{"id":1,"ssn":"999-99"}', ("ssn",))
+    tx = _tx(tmp_path, 300, [change])
+    route = Route(exclude_columns={"*.users": ["ssn"]})
+    processor = EventProcessor(SOURCE, event_format)
+    payload = processor.process_event(tx, route.project(change), 0).payload
+    assert b"ssn" not in payload and b"123-45" not in payload and b"999-99" not in payload
+    assert b'"name":"a"' in payload and b'"name":"b"' in payload
+    unfiltered = processor.process_event(tx, change, 0)
+    assert b"123-45" in unfiltered.payload
+    assert unfiltered.event_id == processor.process_event(tx, route.project(change), 0).event_id

@@ -357,11 +357,14 @@ class SinkWorker:
         batch_size = max(1, self.sink.batch_max_events)
         cursor = self._cursor
         route = self.sink.route
+        filtering = not route.everything
+        keyed = self.sink.keyed_batches
         events: list[Event] = []
-        completes: list[tuple[Transaction, bool]] = []  # and whether it gave the sink events
+        completes: list[tuple[Transaction, bool]] = []  # and whether the route filtered it all
         while len(events) < batch_size:
-            event, cursor.pending = cursor.pending, None
-            if event is None:
+            if cursor.pending is not None:
+                event, cursor.pending = cursor.pending, None
+            else:
                 if cursor.tx is None:
                     tx = self._next_transaction(block=not events and not completes)
                     if tx is None:
@@ -371,28 +374,31 @@ class SinkWorker:
                 assert cursor.tx is not None and cursor.changes is not None
                 change = next(cursor.changes, None)
                 if change is None:
-                    completes.append((cursor.tx, cursor.produced > 0))
+                    completes.append((cursor.tx, filtering and not cursor.produced))
                     cursor.end()
                     continue
                 seq = cursor.seq  # every change counts, so ids do not depend on the route
-                cursor.seq += 1
-                if not route.wants(change.op, change.schema, change.table):
-                    continue
-                event = self.processor.process_event(cursor.tx, route.project(change), seq)
-                cursor.produced += 1
-            key = self.sink.batch_key(event)
-            if not events:
-                batch_key = key
-            elif key != batch_key:
-                cursor.pending = event  # the first of the next batch
-                break
+                cursor.seq = seq + 1
+                if filtering:
+                    if not route.wants(change.op, change.schema, change.table):
+                        continue
+                    change = route.project(change)
+                    cursor.produced = True
+                event = self.processor.process_event(cursor.tx, change, seq)
+            if keyed:
+                key = self.sink.batch_key(event)
+                if not events:
+                    batch_key = key
+                elif key != batch_key:
+                    cursor.pending = event  # the first of the next batch
+                    break
             events.append(event)
         if not events and not completes:
             return False
         if events:
             self._deliver(events)
-        for tx, produced in completes:
-            self._finish(tx, filtered=not produced)
+        for tx, filtered in completes:
+            self._finish(tx, filtered=filtered)
         return True
 
     def _start_over(self) -> None:
@@ -594,12 +600,12 @@ class _Cursor:
         self.tx: Transaction | None = tx
         self.changes: Iterator[Change] | None = iter(tx.changes)
         self.seq = 0  # the index of the next change in the transaction
-        self.produced = 0  # events built from it for this sink
+        self.produced = False  # whether its route let a change through
         self.pending: Event | None = None  # built, but of the next batch
 
     def end(self) -> None:
         self.tx = None
         self.changes = None
         self.seq = 0
-        self.produced = 0
+        self.produced = False
         self.pending = None

@@ -43,6 +43,7 @@ class HttpEventSink(EventSink):
         self.batch_max_events = config.batch_max_events
         self.route = Route.of(config)
         self._url = UrlTemplate(config.url)
+        self.keyed_batches = bool(self._url.placeholders)
         self.http_client = HttpClient(
             timeout=config.timeout, verify_tls=config.verify_tls, ca_file=config.ca_file
         )

@@ -51,10 +51,12 @@ class EventSink(ABC):
     name: str = ""
     batch_max_events: int = 1
     route: Route = Route()  # what the sink receives (its tables, ops and exclude_columns)
+    keyed_batches = False  # True when events may differ in batch_key
 
     def batch_key(self, event: Event) -> str:
-        """Events of one batch share this (an HTTP sink's URL per event): a batch only holds
-        consecutive events with the same key, so batching never reorders."""
+        """Events of one batch share this (an HTTP sink's URL per event): with
+        ``keyed_batches``, a batch only holds consecutive events with the same key, so
+        batching never reorders."""
         return ""
 
     @abstractmethod
