@@ -125,6 +125,9 @@ class ReplicationConfig:
     # The publication's `publish` option when wal2http-tui creates it; None: every operation.
     publish: str | None = None
     create_slot: bool = True
+    # Send every existing row of the publication's tables (as `read` events) when the slot is
+    # created, consistent with the stream that follows.
+    initial_snapshot: bool = False
     dead_letter_path: Path = Path(DEAD_LETTER_FILE_NAME)
     queue_max_events: int = 10_000
     # A sink with work queued and nothing delivered for this long shows STALLED; 0: never.

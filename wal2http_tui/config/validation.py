@@ -68,6 +68,7 @@ def validate(
         create_publication=root.boolean("create_publication"),
         publish=_publish(root),
         create_slot=root.boolean("create_slot"),
+        initial_snapshot=root.boolean("initial_snapshot"),
         dead_letter_path=dead_letter_path,
         queue_max_events=root.integer("queue_max_events", minimum=1),
         stall_warning_secs=root.seconds("stall_warning_secs", zero_means_off=True),

@@ -35,7 +35,14 @@ EVENT_ID_NAMESPACE = bytes.fromhex("f37218330c0057e5abdb7e33b1c3ec7e")
 _Fragment = orjson.Fragment
 _dumps = orjson.dumps
 _NULL = _Fragment(b"null")
-_DEBEZIUM_OPS = {"insert": "c", "update": "u", "delete": "d", "truncate": "t", "message": "m"}
+_DEBEZIUM_OPS = {
+    "insert": "c",
+    "update": "u",
+    "delete": "d",
+    "truncate": "t",
+    "message": "m",
+    "read": "r",
+}
 _ROW_OPS = frozenset({"insert", "update", "delete"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -202,8 +209,21 @@ class EventProcessor:
         else:
             if not event_type:
                 event.event_type = f"{schema}.{table}.{op}"
+            if op == "read":
+                event.event_id = self.read_event_id(change)
             event.payload = self.format_payload(event, change, tx.size)
         return event
+
+    def read_event_id(self, change: Change) -> str:
+        """A read event's id: UUIDv5 of the snapshot's position, the table and the row's place
+        in the table's read (a key would not do: rows of a table without one, under REPLICA
+        IDENTITY FULL, may be equal). Resends of the same snapshot carry the same ids; a
+        snapshot taken again after an interruption, new ones."""
+        extra = change.extra or {}
+        return _uuid5(
+            f"read/{self.source.system_id}/{self.source.slot}/{extra.get('snapshot_lsn')}/"
+            f"{extra.get('table')}/{extra.get('row')}"
+        )
 
     def format_payload(self, event: Event, change: Change, tx_size: int) -> bytes:
         """The payload of ``event`` in this processor's format (any kind of change)."""
@@ -305,33 +325,40 @@ class EventProcessor:
         }
         if change.op == "truncate":
             body["truncate"] = change.extra
+        elif change.op == "read":
+            body["backfill"] = _backfill(change.extra or {})
         elif change.op == "message":
             body.update(_message_fields(change.extra or {}))
         return body
 
     def _debezium(self, event: Event, change: Change) -> dict:
         commit_ms = _commit_ms(event.commit_time)
+        source: dict[str, object] = {
+            "version": __version__,
+            "connector": "wal2http",
+            "name": self.source.slot,
+            "ts_ms": commit_ms,
+            "db": self.source.database,
+            "schema": event.schema or None,
+            "table": event.table or None,
+            "txId": event.xid,
+            "lsn": event.lsn,
+            "sequence": event.seq,
+        }
         envelope = {
             "event_id": event.event_id,
             "before": _row(change.old),
             "after": _row(change.new),
             "op": _DEBEZIUM_OPS[change.op],
             "ts_ms": commit_ms,
-            "source": {
-                "version": __version__,
-                "connector": "wal2http",
-                "name": self.source.slot,
-                "ts_ms": commit_ms,
-                "db": self.source.database,
-                "schema": event.schema or None,
-                "table": event.table or None,
-                "txId": event.xid,
-                "lsn": event.lsn,
-                "sequence": event.seq,
-            },
+            "source": source,
         }
         if change.op == "message":
             envelope["message"] = _message_fields(change.extra or {})
+        elif change.op == "read":
+            extra = change.extra or {}
+            source["snapshot"] = "last" if extra.get("last") else "true"
+            envelope["backfill"] = _backfill(extra)
         return envelope
 
 
@@ -342,6 +369,16 @@ def _text(value: object) -> str:
 
 def _row(raw: str | bytes | None) -> orjson.Fragment:
     return _NULL if raw is None else _Fragment(raw)
+
+
+def _backfill(extra: dict) -> dict:
+    """What a read event says of the snapshot it comes from."""
+    return {
+        "id": "initial",
+        "table": extra.get("table"),
+        "chunk": extra.get("chunk"),
+        "snapshot_lsn": extra.get("snapshot_lsn"),
+    }
 
 
 def _message_fields(extra: dict) -> dict:

@@ -328,3 +328,17 @@ def _key(row: dict[str, JsonValue], keys: tuple[str, ...]) -> str | None:
     if not keys:
         return None
     return _dumps({name: row.get(name) for name in keys})
+
+
+def read_change(
+    convert: RowConverter,
+    keys: tuple[str, ...],
+    relation: RelationInfo,
+    row: TupleData,
+    extra: dict,
+) -> Change:
+    """A row read from a table (a snapshot), rendered like every row the stream carries."""
+    new, _ = convert(row)
+    return Change(
+        "read", relation.schema, relation.table, _dumps(new), None, _key(new, keys), (), extra
+    )

@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS slot_positions (
     confirmed_at REAL NOT NULL,
     PRIMARY KEY (system_id, slot)
 );
+CREATE TABLE IF NOT EXISTS initial_snapshots (
+    system_id TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    snapshot_lsn INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (system_id, slot)
+);
 CREATE TABLE IF NOT EXISTS gaps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     system_id TEXT NOT NULL,
@@ -212,6 +220,29 @@ class PositionStore:
             "INSERT INTO gaps (system_id, slot, from_lsn, to_lsn, at, reason) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (system_id, slot, from_lsn, to_lsn, time.time(), reason),
+        )
+
+    def initial_snapshot(self, system_id: str, slot: str) -> tuple[Lsn, bool] | None:
+        """The slot's initial snapshot: its position and whether it was delivered."""
+        row = self._one(
+            "SELECT snapshot_lsn, finished_at IS NOT NULL FROM initial_snapshots "
+            "WHERE system_id = ? AND slot = ?",
+            (system_id, slot),
+        )
+        return (row[0], bool(row[1])) if row else None
+
+    def snapshot_started(self, system_id: str, slot: str, lsn: Lsn) -> None:
+        self._write(
+            "INSERT INTO initial_snapshots VALUES (?, ?, ?, ?, NULL) ON CONFLICT (system_id, "
+            "slot) DO UPDATE SET snapshot_lsn = excluded.snapshot_lsn, "
+            "started_at = excluded.started_at, finished_at = NULL",
+            (system_id, slot, lsn, time.time()),
+        )
+
+    def snapshot_finished(self, system_id: str, slot: str) -> None:
+        self._write(
+            "UPDATE initial_snapshots SET finished_at = ? WHERE system_id = ? AND slot = ?",
+            (time.time(), system_id, slot),
         )
 
     def gaps(self, slot: str | None = None) -> list[Gap]:

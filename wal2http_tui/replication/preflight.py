@@ -8,6 +8,7 @@ and not be invalidated).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
@@ -29,6 +30,8 @@ from wal2http_tui.replication.replica_identity import (
     named,
     published_tables,
 )
+
+log = logging.getLogger("wal2http_tui.server")
 
 MIN_SERVER_VERSION = 100000
 GAP_CHECK = "slot position"  # the check that refuses to stream over a gap
@@ -69,6 +72,9 @@ class PreflightReport:
     gap_accepted: Verdict | None = None  # a gap the operator accepted, recorded at start
     # Whether the publication publishes updates or deletes, which need a replica identity.
     publishes_updates_or_deletes: bool = True
+    # The initial snapshot to take when the stream creates the slot: "" none, "create" (a new
+    # slot), "restart" (an earlier snapshot of this slot was interrupted; it was dropped).
+    snapshot: str = ""
 
     def passed(self, check: str, message: str) -> None:
         self.lines.append(CheckLine(check, True, message))
@@ -96,6 +102,7 @@ def run_preflight(
     positions: PositionStore | None = None,
     target: str = "",
     accept_gap: bool = False,
+    initial_snapshot: bool = False,
 ) -> PreflightReport:
     """Run every check in order; raises PreflightError at the first failure.
 
@@ -105,7 +112,10 @@ def run_preflight(
     the slot, are each bounded by ``timeout`` seconds (0: unbounded); a server that does not
     answer in time is a "connection" failure, which the engine retries. With ``positions``,
     the slot is compared with what the engine last confirmed on it (``positions.judge``): a gap
-    is refused unless ``accept_gap``, in which case it is recorded.
+    is refused unless ``accept_gap``, in which case it is recorded. With ``initial_snapshot``
+    a missing slot is not created here: the stream creates it with an exported snapshot
+    (``report.snapshot``), and a slot whose snapshot was interrupted is dropped to take it
+    again.
     """
     report = PreflightReport()
     try:
@@ -133,12 +143,22 @@ def run_preflight(
                     conn, report, publication_name, tables, create_publication, publish, dry_run
                 )
                 exists = _check_slot(conn, report, slot_name, create_slot, dry_run)
+                interrupted = False
                 if positions is not None:
                     report.system_id = _system_id(conn)
-                    remembered = _check_position(
-                        report, positions, slot_name, target, exists=exists, accept=accept_gap
+                    interrupted = initial_snapshot and _snapshot_interrupted(
+                        conn, report, positions, slot_name, exists, dry_run
                     )
-            if not exists and not dry_run:
+                    remembered = (
+                        positions.remembered(report.system_id, slot_name)
+                        if interrupted
+                        else _check_position(
+                            report, positions, slot_name, target, exists=exists, accept=accept_gap
+                        )
+                    )
+                if initial_snapshot:
+                    _plan_snapshot(report, positions, slot_name, exists, interrupted, dry_run)
+            if not exists and not dry_run and not report.snapshot:
                 what = (
                     f"creating slot {slot_name}: PostgreSQL first waits for every transaction "
                     "running now to end; look for long-running ones in pg_stat_activity"
@@ -147,9 +167,85 @@ def run_preflight(
                     _create_slot(conn, report, slot_name)
     except Unanswered as exc:
         raise PreflightError("connection", str(exc)) from exc
-    if positions is not None and report.system_id and not dry_run:
+    if positions is not None and report.system_id and not dry_run and not report.snapshot:
         _remember(report, positions, slot_name, target, remembered)
     return report
+
+
+SNAPSHOT_CHECK = "initial snapshot"
+
+
+def _snapshot_interrupted(
+    conn: psycopg.Connection,
+    report: PreflightReport,
+    positions: PositionStore,
+    slot: str,
+    exists: bool,
+    dry_run: bool,
+) -> bool:
+    """Whether an initial snapshot of ``slot`` was started and never delivered; then the slot
+    is dropped (not in a dry run), since the snapshot it exported died with its connection."""
+    recorded = positions.initial_snapshot(report.system_id, slot)
+    if recorded is None or recorded[1]:
+        return False
+    if dry_run:
+        report.warn(
+            SNAPSHOT_CHECK,
+            f"the initial snapshot of slot {slot} (at {format_lsn(recorded[0])}) was "
+            "interrupted: the next start drops the slot and takes the snapshot again",
+        )
+        return True
+    if exists:
+        try:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        except psycopg.Error as exc:
+            raise PreflightError(
+                SNAPSHOT_CHECK,
+                f"the initial snapshot of slot {slot} was interrupted and the slot cannot be "
+                f"dropped to take it again: {str(exc).strip()}",
+                fatal=False,
+            ) from exc
+    log.warning(
+        "the initial snapshot of slot %s (at %s) was interrupted: slot dropped, the snapshot is "
+        "taken again (each table first gets a truncate event, then its rows)",
+        slot,
+        format_lsn(recorded[0]),
+    )
+    return True
+
+
+def _plan_snapshot(
+    report: PreflightReport,
+    positions: PositionStore | None,
+    slot: str,
+    exists: bool,
+    interrupted: bool,
+    dry_run: bool,
+) -> None:
+    tables = f"{len(report.published)} tables"
+    if interrupted:
+        report.snapshot = "restart"
+    elif not exists:
+        report.snapshot = "create"
+        if dry_run:
+            report.passed(
+                SNAPSHOT_CHECK, f"slot {slot} will be created with a snapshot of {tables}"
+            )
+    elif (
+        positions is None
+        or not report.system_id
+        or positions.initial_snapshot(report.system_id, slot) is None
+    ):
+        report.warn(
+            SNAPSHOT_CHECK,
+            f"initial_snapshot = true, but slot {slot} already exists and no initial snapshot of "
+            "it is recorded here: the rows its tables held before it was created were not sent. "
+            f"To send them, stop wal2http-tui, drop the slot (SELECT "
+            f"pg_drop_replication_slot('{slot}')) and start again (on-demand backfills are not "
+            "built yet)",
+        )
+    else:
+        report.passed(SNAPSHOT_CHECK, f"the initial snapshot of slot {slot} was delivered")
 
 
 def _system_id(conn: psycopg.Connection) -> str:

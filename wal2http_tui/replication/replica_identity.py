@@ -60,7 +60,7 @@ ORDER BY 1, 2
 """
 
 _KEYS = """
-SELECT n.nspname, c.relname,
+SELECT c.oid, n.nspname, c.relname,
        coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
                  FROM pg_index x
                  CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -70,7 +70,7 @@ SELECT n.nspname, c.relname,
                             ELSE x.indisprimary END), '{}')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = ANY(%s::oid[])
-ORDER BY 1, 2
+ORDER BY 2, 3
 """
 
 
@@ -79,6 +79,7 @@ class PublishedTable:
     """A table a publication publishes (or would), and the columns of its key: the replica
     identity index, else the primary key; none for a table without either."""
 
+    oid: int
     schema: str
     table: str
     key_columns: tuple[str, ...]
@@ -134,8 +135,8 @@ def published_tables(
     if not oids:
         return []
     return [
-        PublishedTable(schema, table, tuple(keys))
-        for schema, table, keys in conn.execute(_KEYS, (oids,))
+        PublishedTable(oid, schema, table, tuple(keys))
+        for oid, schema, table, keys in conn.execute(_KEYS, (oids,))
     ]
 
 

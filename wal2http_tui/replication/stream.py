@@ -31,15 +31,21 @@ from wal2http_tui.replication.messages import (
     pg_timestamp_to_datetime,
 )
 from wal2http_tui.replication.positions import PositionError, PositionStore, connection_target
-from wal2http_tui.replication.preflight import GAP_CHECK, PreflightError, run_preflight
+from wal2http_tui.replication.preflight import (
+    GAP_CHECK,
+    PreflightError,
+    PreflightReport,
+    run_preflight,
+)
 from wal2http_tui.replication.replica_identity import (
     PublishedTable,
     relation_lacks_identity,
     relation_warning,
     sql_name,
 )
+from wal2http_tui.replication.snapshot import read_snapshot
 from wal2http_tui.replication.state import EngineState, ReplicationState, StateSnapshot
-from wal2http_tui.replication.transactions import SpoolDirectory, Transaction
+from wal2http_tui.replication.transactions import ChangeBuffer, SpoolDirectory, Transaction
 from wal2http_tui.replication.transport import (
     KEEPALIVE,
     PAYLOAD_OFFSET,
@@ -47,10 +53,14 @@ from wal2http_tui.replication.transport import (
     ReplicationConnection,
     ReplicationError,
     SlotInUse,
+    now_pg_micros,
 )
 from wal2http_tui.replication.values import TypeCatalog, ValueConverter
 
 log = logging.getLogger("wal2http_tui.server")
+
+# Rows per read transaction of the initial snapshot (each is one unit of delivery).
+SNAPSHOT_CHUNK_ROWS = 10_000
 
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
@@ -232,6 +242,7 @@ class ReplicationStream:
         self._last_feedback = 0.0
         self._warned: set[str] = set()  # warnings already logged in this run
         self.published: list[PublishedTable] = []  # what the pre-flight found the publication has
+        self._snapshot_lsn: int | None = None  # an initial snapshot dispatched, not yet delivered
         self._identity_needed = True  # the publication publishes updates or deletes
         self._after_silence = False  # the last session ended because the server went silent
         self._streamed = False  # the current session got as far as streaming
@@ -397,6 +408,7 @@ class ReplicationStream:
             positions=self.positions,
             target=self._target,
             accept_gap=self.accept_gap,
+            initial_snapshot=self.config.initial_snapshot,
         )
         if report.gap_accepted is not None:
             log.error("gap accepted and recorded in %s: %s", self._state_file, report.gap_accepted)
@@ -423,6 +435,8 @@ class ReplicationStream:
         self.state.system_id = identity.system_id
         self.state.database = identity.database
         self.handler.set_source(identity.system_id, identity.database)
+        if report.snapshot:
+            self._take_snapshot(conn, report)
         choice = protocol_options(conn.server_version, self.config.publication_name)
         self.state.server_version = conn.server_version
         self.state.protocol_version = choice.version
@@ -524,6 +538,64 @@ class ReplicationStream:
         if self.handler.idle and not self._assembler.in_flight:
             confirmed = max(confirmed, self._idle_lsn)
         self.set_flushed_lsn(confirmed)
+        snapshot = self._snapshot_lsn
+        if snapshot is not None and (self.handler.idle or confirmed > snapshot):
+            # every sink finished the read events (a later transaction finishes after them)
+            self._snapshot_lsn = None
+            if self.positions is not None and self._system_id:
+                self.positions.snapshot_finished(self._system_id, self.config.slot_name)
+            log.info("initial snapshot at %s delivered to every sink", format_lsn(snapshot))
+
+    def _take_snapshot(self, conn: ReplicationConnection, report: PreflightReport) -> None:
+        """Create the slot with an exported snapshot and hand every row the publication's
+        tables hold in it to the sinks, as read events, before the stream starts."""
+        slot = self.config.slot_name
+        self.state.set_state(EngineState.CONNECTING, "initial snapshot")
+        lsn, snapshot_name = conn.create_slot_exporting(slot)
+        if self.positions is not None and self._system_id:
+            self.positions.confirm(self._system_id, slot, self._target, lsn)
+            self.positions.snapshot_started(self._system_id, slot, lsn)
+            self._recorded = lsn
+        self.set_flushed_lsn(lsn)
+        log.info(
+            "slot %s created at %s; reading %d tables in its snapshot",
+            slot,
+            format_lsn(lsn),
+            len(report.published),
+        )
+        rows = 0
+        sql_conn = self._connect_sql("initial snapshot")
+        try:
+            for changes in read_snapshot(
+                sql_conn,
+                snapshot_name,
+                lsn,
+                report.published,
+                self._converter,
+                chunk_rows=SNAPSHOT_CHUNK_ROWS,
+                restart=report.snapshot == "restart",
+            ):
+                buffer = ChangeBuffer(self._spool)
+                for change in changes:
+                    buffer.append(change)
+                buffer.finish()
+                rows += sum(1 for change in changes if change.op == "read")
+                tx = Transaction(
+                    xid=0,
+                    commit_lsn=lsn,
+                    end_lsn=lsn,
+                    commit_time=now_pg_micros(),
+                    changes=buffer,
+                    received_at=time.time(),
+                )
+                if not self.handler.dispatch(tx, lambda: None, self._stop.is_set):
+                    return
+        finally:
+            sql_conn.close()
+        self._snapshot_lsn = lsn
+        log.info(
+            "initial snapshot at %s: %d rows read and handed to the sinks", format_lsn(lsn), rows
+        )
 
     @property
     def _state_file(self) -> str:

@@ -116,6 +116,18 @@ class ReplicationConnection:
                 raise SlotInUse(message, int(active.group(1)))
             raise ReplicationError(f"START_REPLICATION failed: {message}")
 
+    def create_slot_exporting(self, slot: str) -> tuple[Lsn, str]:
+        """``CREATE_REPLICATION_SLOT slot LOGICAL pgoutput`` exporting its snapshot: the slot's
+        consistent point and the snapshot's name, which SQL connections import with ``SET
+        TRANSACTION SNAPSHOT`` to see the database exactly as of that point. The snapshot lives
+        until this connection runs its next command."""
+        assert self._conn is not None
+        export = "(SNAPSHOT 'export')" if self.server_version >= 150000 else "EXPORT_SNAPSHOT"
+        result = self._command(
+            f"CREATE_REPLICATION_SLOT {quote_ident(slot)} LOGICAL pgoutput {export}"
+        )
+        return _parse_lsn_bytes(result.get_value(0, 1)), _text(result.get_value(0, 2))
+
     # -- streaming ---------------------------------------------------------------------------
     def read(self, timeout: float) -> memoryview | bytes | None:
         """The next CopyData message, or None if nothing arrived within ``timeout`` seconds."""
