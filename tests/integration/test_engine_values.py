@@ -80,3 +80,35 @@ def test_inserted_updated_and_deleted_rows_equal_to_jsonb(pg, tmp_path):
                     f"{op} {field} id {row_id} {column}: {ours.get(column)} != {expected}"
                 )
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_rows_read_by_the_initial_snapshot_equal_to_jsonb(pg, tmp_path):
+    pg.execute(TYPES_SQL)
+    columns = list(COLUMNS) + [c for probe, c in OPTIONAL_COLUMNS if supported(pg, probe)]
+    definitions = ", ".join(f"{name} {sql_type}" for name, sql_type, _ in columns)
+    pg.execute(f"CREATE TABLE catalog (id int PRIMARY KEY, {definitions})")
+    rows = max(len(values) for _, _, values in columns) + 1
+    for row in range(rows):
+        names = ["id"] + [name for name, _, values in columns if row < len(values)]
+        exprs = [str(row)] + [v[row] for _, _, v in columns if row < len(v)]
+        pg.execute(f"INSERT INTO catalog ({', '.join(names)}) VALUES ({', '.join(exprs)})")
+    expected = _to_jsonb(pg, "catalog")
+    with WebhookReceiver() as receiver:
+        text = (
+            f'connection_string = "{pg.dsn}"\nslot_name = "reads"\npublication_name = "reads_pub"\n'
+            f"initial_snapshot = true\n{http_sink(receiver.url, event_format='debezium')}"
+        )
+        with running(make_server(tmp_path, text)):
+            receiver.wait_for_events(rows, timeout=60)
+    bodies = [request.body for request in receiver.requests]
+    envelopes = [json.loads(body) for body in bodies]
+    assert [e["op"] for e in envelopes] == ["r"] * rows
+    assert [e["source"]["snapshot"] for e in envelopes] == ["true"] * (rows - 1) + ["last"]
+    assert all(e["before"] is None for e in envelopes)
+    mismatches = []
+    for body in bodies:
+        ours = _rows(body, "after")
+        for column, value in expected[int(ours["id"])].items():
+            if ours.get(column) != value:
+                mismatches.append(f"read id {ours['id']} {column}: {ours.get(column)} != {value}")
+    assert not mismatches, "\n".join(mismatches)

@@ -13,6 +13,7 @@ import psycopg
 from tests.reliability.test_faults import write_config
 from tests.support.engine import current_wal_lsn, http_sink, slot_confirmed_lsn, wait_until
 from tests.support.headless import Headless
+from tests.support.process import cli
 from wal2http_tui.demo.receiver import WebhookReceiver
 
 ROWS = 100_000
@@ -133,3 +134,17 @@ def test_initial_snapshot_survives_kill_9_during_it_and_after_it(pg, tmp_path):
         e for e in events if e["op"] == "truncate" and e["truncate"].get("snapshot_restart")
     ]
     assert sorted(e["table"] for e in restarts) == ["keyed", "keyless"]
+
+
+def test_check_says_what_the_initial_snapshot_will_do(pg, tmp_path):
+    pg.execute("CREATE TABLE keyed (id int PRIMARY KEY)")
+    config = write_config(
+        tmp_path, pg, http_sink("http://127.0.0.1:9/"), slot="snap", initial_snapshot="true"
+    )
+    fresh = cli("check", "--config", config).stdout
+    assert "slot snap will be created with a snapshot of 1 table" in fresh, fresh
+    pg.execute("SELECT pg_create_logical_replication_slot('snap', 'pgoutput')")
+    existing = cli("check", "--config", config).stdout
+    line = next(line for line in existing.splitlines() if "initial snapshot" in line)
+    assert "WARN" in line and "slot snap already exists and no initial snapshot" in line, existing
+    assert "pg_drop_replication_slot('snap')" in line

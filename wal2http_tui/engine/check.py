@@ -57,6 +57,7 @@ def run_check(config: ReplicationConfig, emit: Callable[[str, str, str], None]) 
             timeout=config.server_timeout_secs,
             positions=positions,
             target=connection_target(config.connection_string),
+            initial_snapshot=config.initial_snapshot,
         )
         for line in report.lines:
             emit(OK, line.check, line.message)

@@ -222,7 +222,8 @@ def _plan_snapshot(
     interrupted: bool,
     dry_run: bool,
 ) -> None:
-    tables = f"{len(report.published)} tables"
+    count = len(report.published)
+    tables = f"{count} table" + ("" if count == 1 else "s")
     if interrupted:
         report.snapshot = "restart"
     elif not exists:

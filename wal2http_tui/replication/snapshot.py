@@ -34,7 +34,7 @@ JOIN pg_class c ON c.oid = a.attrelid
 LEFT JOIN pg_index x ON x.indrelid = c.oid
      AND CASE c.relreplident WHEN 'i' THEN x.indisreplident WHEN 'd' THEN x.indisprimary
          ELSE false END
-WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped {generated}
 ORDER BY a.attnum
 """
 
@@ -42,9 +42,12 @@ ORDER BY a.attnum
 def relation_of(conn: psycopg.Connection, table: PublishedTable) -> RelationInfo:
     identity = conn.execute("SELECT relreplident FROM pg_class WHERE oid = %s", (table.oid,))
     (replica_identity,) = identity.fetchone() or ("n",)
+    # generated columns (PostgreSQL 12+) are not sent by pgoutput
+    generated = "AND a.attgenerated = ''" if conn.info.server_version >= 120000 else ""
+    query = sql.SQL(_COLUMNS).format(generated=sql.SQL(generated))
     columns = tuple(
         ColumnInfo(name, type_oid, modifier, bool(is_key))
-        for name, type_oid, modifier, is_key in conn.execute(_COLUMNS, (table.oid,))
+        for name, type_oid, modifier, is_key in conn.execute(query, (table.oid,))
     )
     return RelationInfo(table.oid, table.schema, table.table, replica_identity, columns)
 
