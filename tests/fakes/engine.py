@@ -1,16 +1,19 @@
 """A deterministic ``EngineControls`` (the contract the terminal UI drives, as the real
 ``Engine`` keeps it), and the world the terminal UI's tests run it in.
 
-Fixed numbers (three sinks: healthy, retrying, failing; six transactions with mixed marks;
-attempts, a dead letter, slot health, log lines), a clock that only moves when told, and a
-record of every control call that reached it. Event ids are the engine's own
+Fixed numbers (three sinks: healthy, retrying, failing, each receiving what sample.toml routes
+to it; six transactions with mixed marks, some filtered out for a sink; attempts, a dead letter,
+slot health, log lines), a clock that only moves when told, and a record of every control call
+that reached it. Event ids are the engine's own
 (``event_id(system, slot, commit LSN, seq)``), so the inspector finds attempts as it does live.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +28,7 @@ from wal2http_tui.delivery.dead_letters import DeadLetter
 from wal2http_tui.engine.controls import CheckLine, EngineControls, SlotHealth
 from wal2http_tui.engine.facade import Engine
 from wal2http_tui.event_sinks.event_processor import event_id
+from wal2http_tui.event_sinks.routing import Route
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.state import StateSnapshot
 from wal2http_tui.tui.app import Wal2HttpApp
@@ -83,6 +87,12 @@ def toasts(app: Wal2HttpApp) -> list[str]:
     return [notification.message for notification in app._notifications]
 
 
+def screen_text(app: Wal2HttpApp) -> str:
+    """What the terminal shows, as text."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
 class FrozenClock:
     """``time.time`` for the UI, moved only by ``advance``."""
 
@@ -131,10 +141,11 @@ def payload(xid: int, lsn: str, seq: int, size: int, order_id: int) -> bytes:
     ).encode()
 
 
-# (xid, commit LSN, commit time, changes, tables, marks: orders-api, audit, hook0)
+# (xid, commit LSN, commit time, changes, tables, marks: orders-api, audit, hook0). orders-api
+# receives public.orders only (sample.toml): the other tables' transactions are filtered out.
 TRANSACTIONS = [
     (7301, "0/3000150", "2025-06-15T15:06:31.004512Z", 1, ("public.orders",), "DDD"),
-    (7302, "0/30001F8", "2025-06-15T15:06:33.250001Z", 3, ("public.customers",), "DDD"),
+    (7302, "0/30001F8", "2025-06-15T15:06:33.250001Z", 3, ("public.customers",), "-DD"),
     (7303, "0/3000290", "2025-06-15T15:06:35.871200Z", 2, ("public.orders",), "DXD"),
     (
         7304,
@@ -144,8 +155,8 @@ TRANSACTIONS = [
         ("public.orders", "public.order_lines"),
         "DRF",
     ),
-    (7305, "0/30003A8", "2025-06-15T15:06:39.004000Z", 14, ("public.order_lines",), "DQQ"),
-    (7306, "0/3000440", "2025-06-15T15:06:39.950000Z", 1, ("public.customers",), "IQQ"),
+    (7305, "0/30003A8", "2025-06-15T15:06:39.004000Z", 14, ("public.order_lines",), "-QQ"),
+    (7306, "0/3000440", "2025-06-15T15:06:39.950000Z", 1, ("public.orders",), "IQQ"),
 ]
 MARK_CODES = {
     "D": "delivered",
@@ -154,6 +165,7 @@ MARK_CODES = {
     "F": "failed",
     "Q": "queued",
     "I": "in_flight",
+    "-": "filtered",
 }
 SINK_NAMES = ("orders-api", "audit", "hook0")
 RETRYING_TX = TRANSACTIONS[3]
@@ -183,7 +195,7 @@ def _transactions() -> list[TxRecord]:
     ]
 
 
-def _sinks() -> dict[str, SinkSnapshot]:
+def _sinks(config: ReplicationConfig) -> dict[str, SinkSnapshot]:
     audit_retry = RetryInfo(
         sink="audit",
         event_ids=RETRYING_IDS,
@@ -212,7 +224,11 @@ def _sinks() -> dict[str, SinkSnapshot]:
         SinkSnapshot("hook0", "hook0", HOOK0_TARGET, "failing", 980, 12, 0, 120, None, 80.0,
                      150.0, HOOK0_ERROR, hook0_retry, parse_lsn("0/3000290")),
     ]  # fmt: skip
-    return {sink.name: sink for sink in sinks}
+    # what each receives, as the engine says it (Route.summary), where the configuration has it
+    routes = {sink.name: Route.of(sink).summary() for sink in config.event_sinks}
+    return {
+        sink.name: replace(sink, receives=routes.get(sink.name, sink.receives)) for sink in sinks
+    }
 
 
 def _attempts() -> list[AttemptRecord]:
@@ -310,7 +326,7 @@ class FakeEngine:
         self.reconnect_attempt = 0
         self.changes = 56_789
         self.paused = False
-        self._sinks = _sinks()
+        self._sinks = _sinks(config)
         self._paused_sinks: dict[str, SinkSnapshot] = {}
         self._transactions = _transactions()
         self._attempts = _attempts()

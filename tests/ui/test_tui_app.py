@@ -18,6 +18,7 @@ from tests.fakes.engine import (
     FakeEngine,
     World,
     sample_world,
+    screen_text,
     toasts,
 )
 from wal2http_tui.delivery.activity import TxRecord
@@ -34,6 +35,7 @@ from wal2http_tui.tui.sinks import SinksPane
 from wal2http_tui.tui.transactions import TransactionsPane, TransactionTable
 
 pytestmark = pytest.mark.anyio
+DASH = "\N{EN DASH}"  # the filtered-out mark
 
 
 @pytest.fixture
@@ -65,6 +67,50 @@ async def test_the_app_starts_the_engine_and_shows_its_transactions_newest_first
         table = app.screen.query_one(TransactionTable)
         audit_marks = [str(table.get_row_at(row)[5]) for row in range(table.row_count)]
         assert audit_marks == ["○", "○", "↻", "⊘", "✓", "✓"]
+
+
+def screen_line(app: Wal2HttpApp, *words: str) -> str:
+    """The one line of the screen that holds all of ``words``."""
+    lines = [line for line in screen_text(app).splitlines() if all(w in line for w in words)]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+async def test_the_sinks_pane_says_what_each_sink_receives(world):
+    app = world.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert "receives" in screen_line(app, "sink", "kind", "state", "p50 / p99")
+        assert "1 table · 3 ops" in screen_line(app, "orders-api", "healthy")
+        assert "1 column hidden" in screen_line(app, "audit", "retrying", "35ms / 210ms")
+        assert "1 table · 4 ops · 1 column hidden" in screen_line(app, "hook0", "failing")
+
+
+async def test_a_transaction_a_sinks_filters_let_nothing_through_is_marked_filtered_out(world):
+    app = world.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(TransactionTable)
+        orders_marks = [str(table.get_row_at(row)[4]) for row in range(table.row_count)]
+        assert orders_marks == ["→", DASH, "✓", "✓", DASH, "✓"]
+        row = screen_line(app, "7305", "0/30003A8").strip("│ ").split()
+        assert row == [
+            "7305",
+            "0/30003A8",
+            "15:06:39.004",
+            "14",
+            DASH,
+            "○",
+            "○",
+            "public.order_lines",
+        ]
+        assert f"⊘ dead-lettered  {DASH} filtered out ─" in screen_line(app, "✓ delivered")
+        await pilot.press("down", "enter")  # 7305, all of it in public.order_lines
+        await pilot.pause()
+        assert isinstance(app.screen, InspectorScreen)
+        assert screen_line(app, "sinks:").strip() == (
+            "sinks: orders-api filtered out, audit queued, hook0 queued"
+        )
 
 
 async def test_an_engine_already_started_is_not_started_again(world):

@@ -4,15 +4,13 @@ changes, invalid content is never saved, secrets stay masked until revealed."""
 from __future__ import annotations
 
 import difflib
-import html
-import re
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from tests.fakes.engine import FakeEngine, FrozenClock, World, sample_world, toasts
+from tests.fakes.engine import FakeEngine, FrozenClock, World, sample_world, screen_text, toasts
 from wal2http_tui.config.loader import load_config
 from wal2http_tui.tui.add_sink import AddSinkScreen
 from wal2http_tui.tui.app import Wal2HttpApp
@@ -64,12 +62,6 @@ async def type_into(pilot: Pilot, row: FieldRow, text: str) -> None:
 def message_of(row: FieldRow) -> str:
     line = row.query_one(".field-message", Static)
     return str(line.content) if line.display else ""
-
-
-def screen_text(app: Wal2HttpApp) -> str:
-    """What the terminal shows, as text."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
 async def test_changing_a_sink_url_changes_that_line_of_the_file_and_nothing_else(world):
@@ -333,3 +325,64 @@ async def test_closing_with_unsaved_changes_asks_and_leaves_the_file_alone(world
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
     assert path.read_bytes() == original
+
+
+async def insert_before_the_end(pilot: Pilot, row: FieldRow, text: str) -> None:
+    """Type ``text`` just before the last character of the field (an array's ``]``)."""
+    row.query_one(Input).focus()
+    await pilot.press("end", "left", *text)
+    await pilot.pause()
+
+
+async def test_a_sinks_routing_is_edited_as_toml_and_an_unknown_op_is_named(world):
+    path = world.path
+    original = path.read_text()
+    engine = world.engine
+    app = world.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_editor(pilot, ORDERS_API)
+        await insert_before_the_end(pilot, field(screen, "tables"), ', "public.order_lines"')
+        await insert_before_the_end(pilot, field(screen, "ops"), ', "upsert"')
+        assert message_of(field(screen, "tables")) == ""
+        assert message_of(field(screen, "ops")).endswith(
+            "expected one of insert, update, delete, truncate, message, read, "
+            'got a string ("upsert")'
+        )
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert path.read_text() == original
+        await pilot.press(*["backspace"] * len(', "upsert", "delete"'))
+        await pilot.pause()
+        assert field(screen, "ops").query_one(Input).value == '["insert", "update"]'
+        assert message_of(field(screen, "ops")) == ""
+        screen.query_one(SectionList).focus()
+        await pilot.press("down")  # the audit sink, which receives every table
+        await pilot.pause()
+        tables = field(screen, "tables")
+        assert tables.query_one(Input).placeholder == "default: every table"
+        assert field(screen, "ops").query_one(Input).placeholder == "default: every operation"
+        await type_into(pilot, tables, '["public.orders"]')
+        assert message_of(tables) == ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await app.workers.wait_for_complete()
+    saved = path.read_text()
+    tables_note = '                   # "schema.table" patterns, * for a whole part\n'
+    ops_note = "         # of insert update delete truncate message read\n"
+    assert changes(original, saved) == [
+        '- tables = ["public.orders"]' + tables_note,
+        '+ tables = ["public.orders", "public.order_lines"]' + tables_note,
+        '- ops = ["insert", "update", "delete"]' + ops_note,
+        '+ ops = ["insert", "update"]' + ops_note,
+        '+ tables = ["public.orders"]\n',
+    ]
+    assert '"internal-ca.pem"  # PEM certificates that verify the server\ntables = [' in saved
+    orders, audit, _ = load_config(path).event_sinks
+    assert (orders.tables, orders.ops) == (
+        ("public.orders", "public.order_lines"),
+        ("insert", "update"),
+    )
+    assert audit.tables == ("public.orders",)
+    applied = [call[1].event_sinks for call in engine.calls if call[0] == "apply"]
+    assert [(sinks[0].ops, sinks[1].tables) for sinks in applied] == [(orders.ops, audit.tables)]

@@ -13,11 +13,13 @@ from wal2http_tui.engine.facade import SlotHealth
 from wal2http_tui.tui.config_fields import ROOT_FIELDS, SINK_FIELDS, from_text, masked, to_text
 from wal2http_tui.tui.json_view import pretty_json
 from wal2http_tui.tui.log_pane import new_lines
+from wal2http_tui.tui.marks import marks_legend
 from wal2http_tui.tui.monitor import EventRate, SlotTrend
 from wal2http_tui.tui.slot_health import assess_slot, slot_summary
 from wal2http_tui.tui.units import countdown, human_bytes, human_duration, server_version
 
 MiB = 1024 * 1024
+DASH = "\N{EN DASH}"  # the filtered-out mark
 HTTP = {spec.key: spec for spec in SINK_FIELDS["http"]}
 ROOT = {spec.key: spec for spec in ROOT_FIELDS}
 
@@ -171,6 +173,18 @@ def test_literal_secrets_are_masked_and_environment_references_are_not():
         '{X-Api-Key = "***", X-Source = "w"}'
     )
     assert masked(("event_sinks", "http", 0, "url"), "https://x") is None
+
+
+# --- marks -------------------------------------------------------------------------------------
+
+
+def test_the_marks_legend_names_every_mark_and_shortens_to_fit_a_narrow_pane():
+    full = marks_legend().plain
+    assert full.endswith(f"⊘ dead-lettered  {DASH} filtered out")
+    assert marks_legend(width=len(full)).plain == full
+    narrow = marks_legend(width=66).plain
+    assert narrow == f"✓ sent → sending ○ queued ↻ retry ✗ failed ⊘ dead {DASH} filtered"
+    assert len(narrow) <= 66
 
 
 # --- units -------------------------------------------------------------------------------------

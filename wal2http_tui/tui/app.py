@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -36,7 +37,7 @@ from wal2http_tui.tui.editor import ConfigEditorScreen, SectionList
 from wal2http_tui.tui.help import HelpScreen, KeymapSection
 from wal2http_tui.tui.inspector import InspectorScreen
 from wal2http_tui.tui.main_screen import MainScreen
-from wal2http_tui.tui.marks import marks_legend
+from wal2http_tui.tui.marks import marks_legend_lines
 from wal2http_tui.tui.messages import EngineStateChanged, Inspect, SinkCommand
 from wal2http_tui.tui.monitor import Monitor, Readings, ShowsReadings
 from wal2http_tui.tui.read_only import refuse_in_read_only
@@ -297,6 +298,9 @@ class Wal2HttpApp(App[None]):
             )
 
 
+# The help's text is 73 cells wide on an 80-column terminal (84 at most, less its border,
+# padding and scrollbar): the legend keeps each mark whole within that.
+HELP_LEGEND_WIDTH = 72
 KEYMAP: list[KeymapSection] = [
     ("Everywhere", [*Wal2HttpApp.BINDINGS, Binding("ctrl+p", "command_palette", "Commands")]),
     ("Main screen", MainScreen.BINDINGS),
@@ -316,10 +320,12 @@ def help_intro(read_only: bool) -> Content:
         if read_only
         else "Use --read-only on production hosts to look without touching."
     )
+    head = "Transactions: "
+    legend = Text("\n" + " " * len(head)).join(marks_legend_lines(HELP_LEGEND_WIDTH - len(head)))
     return Content.assemble(
         ("wal2http-tui keys", "bold"),
-        " (escape closes)\n\nTransactions: ",
-        Content.from_rich_text(marks_legend()),
+        f" (escape closes)\n\n{head}",
+        Content.from_rich_text(legend),
         f"\n{mode}",
     )
 

@@ -44,6 +44,8 @@ REQUIRED = "required"
 # What leaving a key out means, where the dataclass default does not say it well.
 DEFAULT_MEANINGS = {
     "tables": "every table",
+    "ops": "every operation",
+    "exclude_columns": "no column hidden",
     "ca_file": "the system's certificates",
     "auth_header": "no Authorization header",
     "signing_secret": "not signed",

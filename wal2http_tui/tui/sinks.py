@@ -25,6 +25,7 @@ SINK_COLUMNS = [
     "queue",
     "HTTP",
     "p50 / p99",
+    "receives",
     "target",
     "last error",
 ]
@@ -47,6 +48,7 @@ def sink_row(sink: SinkSnapshot) -> Row:
         Text(thousands(sink.queue_depth), justify="right"),
         Text(status, style=status_style, justify="right"),
         f"{milliseconds(sink.latency_p50_ms)} / {milliseconds(sink.latency_p99_ms)}",
+        sink.receives,
         sink.target,
         Text(sink.last_error[:ERROR_WIDTH], style="red"),
     )

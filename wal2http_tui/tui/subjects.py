@@ -8,6 +8,7 @@ from wal2http_tui.delivery.dead_letters import DeadLetter
 from wal2http_tui.event_sinks.event_processor import event_id
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.state import StateSnapshot
+from wal2http_tui.tui.marks import mark_name
 from wal2http_tui.tui.messages import Subject
 from wal2http_tui.tui.units import UNKNOWN, countdown, thousands, utc_time
 
@@ -25,7 +26,7 @@ def transaction_subject(tx: TxRecord, state: StateSnapshot) -> Subject:
     note = ""
     if tx.size > count:
         note = f"attempts are matched on the first {thousands(count)} of its events"
-    marks = ", ".join(f"{sink} {mark.replace('_', ' ')}" for sink, mark in dict(tx.marks).items())
+    marks = ", ".join(f"{sink} {mark_name(mark)}" for sink, mark in dict(tx.marks).items())
     return Subject(
         title=f"Transaction {tx.xid} committed at {tx.lsn}",
         event_ids=ids,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
@@ -24,6 +24,7 @@ SHOWN_TABLES = 3
 # filter and the inspector; redrawing hundreds of rows several times a second would cost the
 # engine throughput when transactions arrive by the thousand.
 TABLE_ROWS = 100
+SUBTITLE_MARGIN = 6  # the border's corners and the blanks around its subtitle
 
 
 def transaction_key(tx: TxRecord) -> str:
@@ -123,9 +124,17 @@ class TransactionsPane(Pane):
         count = f"{len(shown)} of {total}" if term else f"{total}"
         if count != self._count:
             self._count = count
-            self.border_subtitle = Content.assemble(
-                f"{count} · ", Content.from_rich_text(marks_legend())
-            )
+            self._show_subtitle()
+
+    def _show_subtitle(self) -> None:
+        """The count and the marks' legend, shortened where the full one would be cut off."""
+        head = f"{self._count} · "
+        legend = marks_legend(width=self.size.width - SUBTITLE_MARGIN - len(head))
+        self.border_subtitle = Content.assemble(head, Content.from_rich_text(legend))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._count:
+            self._show_subtitle()
 
     @on(DataTable.RowSelected)
     def _inspect(self, event: DataTable.RowSelected) -> None:
