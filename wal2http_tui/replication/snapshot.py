@@ -19,6 +19,7 @@ import psycopg
 from psycopg import pq, sql
 
 from wal2http_tui.replication.assembler import read_change
+from wal2http_tui.replication.deadlines import deadline
 from wal2http_tui.replication.messages import ColumnInfo, RelationInfo, TupleData, format_lsn
 from wal2http_tui.replication.replica_identity import PublishedTable
 from wal2http_tui.replication.transactions import Change
@@ -61,17 +62,19 @@ def read_snapshot(
     *,
     chunk_rows: int,
     restart: bool = False,
+    timeout: float = 0.0,
 ) -> Iterator[list[Change]]:
     """The rows of ``tables`` as of the exported snapshot, in chunks of at most ``chunk_rows``
     changes. With ``restart`` (an earlier attempt was interrupted), each table starts with a
     truncate change, so a receiver drops what the interrupted attempt sent before it is
-    filled again."""
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    try:
+    filled again. Every call is bounded by ``timeout`` seconds (0: unbounded), like every
+    other SQL call of the engine."""
+    with deadline(conn, timeout, "starting the initial snapshot"):
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_name)))
-        for table in tables:
-            yield from _read_table(conn, table, snapshot_lsn, converter, chunk_rows, restart)
-    finally:
+    for table in tables:
+        yield from _read_table(conn, table, snapshot_lsn, converter, chunk_rows, restart, timeout)
+    with deadline(conn, timeout, "ending the initial snapshot"):
         conn.execute("ROLLBACK")
 
 
@@ -82,22 +85,25 @@ def _read_table(
     converter: ValueConverter,
     chunk_rows: int,
     restart: bool,
+    timeout: float,
 ) -> Iterator[list[Change]]:
-    relation = relation_of(conn, table)
+    name = f"{table.schema}.{table.table}"
+    with deadline(conn, timeout, f"reading the columns of {name}"):
+        relation = relation_of(conn, table)
     convert = converter.row_converter(relation)
     keys = converter.key_columns(relation)
     columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in relation.columns)
     query = sql.SQL("DECLARE wal2http_snapshot NO SCROLL CURSOR FOR SELECT {} FROM ONLY {}").format(
         columns, sql.Identifier(table.schema, table.table)
     )
-    conn.execute(query)
-    name = f"{table.schema}.{table.table}"
+    with deadline(conn, timeout, f"opening a cursor on {name}"):
+        conn.execute(query)
     chunk: list[Change] = []
     if restart:
         restarted = {"cascade": False, "restart_identity": False, "snapshot_restart": True}
         chunk.append(Change("truncate", table.schema, table.table, None, None, None, (), restarted))
     chunks = 0
-    rows = _rows(conn, f"FETCH {chunk_rows} FROM wal2http_snapshot".encode(), name)
+    rows = _rows(conn, f"FETCH {chunk_rows} FROM wal2http_snapshot".encode(), name, timeout)
     row = next(rows, None)
     number = 0
     while row is not None:
@@ -116,15 +122,17 @@ def _read_table(
             chunk = []
             chunks += 1
         row = following
-    conn.execute("CLOSE wal2http_snapshot")
+    with deadline(conn, timeout, f"closing the cursor on {name}"):
+        conn.execute("CLOSE wal2http_snapshot")
     if chunk:
         yield chunk
 
 
-def _rows(conn: psycopg.Connection, fetch: bytes, name: str) -> Iterator[TupleData]:
+def _rows(conn: psycopg.Connection, fetch: bytes, name: str, timeout: float) -> Iterator[TupleData]:
     """Every row of the open cursor, as text values (what the output functions write)."""
     while True:
-        result = conn.pgconn.exec_(fetch)
+        with deadline(conn, timeout, f"reading {name} for the initial snapshot"):
+            result = conn.pgconn.exec_(fetch)
         if result.status != pq.ExecStatus.TUPLES_OK:
             message = (result.error_message or b"").decode(errors="replace").strip()
             raise psycopg.OperationalError(f"reading {name} for the initial snapshot: {message}")

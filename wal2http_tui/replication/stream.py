@@ -574,6 +574,7 @@ class ReplicationStream:
                 self._converter,
                 chunk_rows=SNAPSHOT_CHUNK_ROWS,
                 restart=report.snapshot == "restart",
+                timeout=self.config.server_timeout_secs,
             ):
                 buffer = ChangeBuffer(self._spool)
                 for change in changes:
