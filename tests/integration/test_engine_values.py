@@ -96,7 +96,8 @@ def test_rows_read_by_the_initial_snapshot_equal_to_jsonb(pg, tmp_path):
     with WebhookReceiver() as receiver:
         text = (
             f'connection_string = "{pg.dsn}"\nslot_name = "reads"\npublication_name = "reads_pub"\n'
-            f"initial_snapshot = true\n{http_sink(receiver.url, event_format='debezium')}"
+            "initial_snapshot = true\nbackfill_chunk_rows = 2\n"
+            f"{http_sink(receiver.url, event_format='debezium')}"
         )
         with running(make_server(tmp_path, text)):
             receiver.wait_for_events(rows, timeout=60)
@@ -105,6 +106,7 @@ def test_rows_read_by_the_initial_snapshot_equal_to_jsonb(pg, tmp_path):
     assert [e["op"] for e in envelopes] == ["r"] * rows
     assert [e["source"]["snapshot"] for e in envelopes] == ["true"] * (rows - 1) + ["last"]
     assert all(e["before"] is None for e in envelopes)
+    assert [e["backfill"]["chunk"] for e in envelopes] == [i // 2 for i in range(rows)]
     mismatches = []
     for body in bodies:
         ours = _rows(body, "after")

@@ -98,6 +98,7 @@ def test_initial_snapshot_survives_kill_9_during_it_and_after_it(pg, tmp_path):
             http_sink(receiver.url, batch_max_events=500),
             slot="snap",
             initial_snapshot="true",
+            backfill_chunk_rows=7000,
         )
         with Headless(config) as first:
             first.wait_for_log("reading 2 tables in its snapshot", timeout=60)

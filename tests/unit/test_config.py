@@ -514,8 +514,8 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             "wal2http.toml:2: wal_level: unknown key; the keys of the top level are: "
             "connection_string, publication_name, slot_name, feedback_interval_secs, "
             "server_timeout_secs, tables, create_publication, publish, create_slot, "
-            "initial_snapshot, dead_letter_path, queue_max_events, stall_warning_secs, "
-            "event_sinks, http",
+            "initial_snapshot, backfill_chunk_rows, dead_letter_path, queue_max_events, "
+            "stall_warning_secs, event_sinks, http",
             id="unknown-key-list",
         ),
         pytest.param(

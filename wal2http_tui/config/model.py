@@ -128,6 +128,8 @@ class ReplicationConfig:
     # Send every existing row of the publication's tables (as `read` events) when the slot is
     # created, consistent with the stream that follows.
     initial_snapshot: bool = False
+    # Rows read per chunk by a snapshot (each chunk is one unit of delivery).
+    backfill_chunk_rows: int = 10_000
     dead_letter_path: Path = Path(DEAD_LETTER_FILE_NAME)
     queue_max_events: int = 10_000
     # A sink with work queued and nothing delivered for this long shows STALLED; 0: never.

@@ -69,6 +69,7 @@ def validate(
         publish=_publish(root),
         create_slot=root.boolean("create_slot"),
         initial_snapshot=root.boolean("initial_snapshot"),
+        backfill_chunk_rows=root.integer("backfill_chunk_rows", minimum=1, maximum=1_000_000),
         dead_letter_path=dead_letter_path,
         queue_max_events=root.integer("queue_max_events", minimum=1),
         stall_warning_secs=root.seconds("stall_warning_secs", zero_means_off=True),

@@ -59,9 +59,6 @@ from wal2http_tui.replication.values import TypeCatalog, ValueConverter
 
 log = logging.getLogger("wal2http_tui.server")
 
-# Rows per read transaction of the initial snapshot (each is one unit of delivery).
-SNAPSHOT_CHUNK_ROWS = 10_000
-
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
 STANDBY_RETRY_DELAY = 3.0
@@ -572,7 +569,7 @@ class ReplicationStream:
                 lsn,
                 report.published,
                 self._converter,
-                chunk_rows=SNAPSHOT_CHUNK_ROWS,
+                chunk_rows=self.config.backfill_chunk_rows,
                 restart=report.snapshot == "restart",
                 timeout=self.config.server_timeout_secs,
             ):
