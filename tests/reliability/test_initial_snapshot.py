@@ -109,6 +109,8 @@ def test_initial_snapshot_survives_kill_9_during_it_and_after_it(pg, tmp_path):
         with Headless(config) as second:
             second.wait_for_log("was interrupted: slot dropped", timeout=60)
             second.wait_for_log("delivered to every sink", timeout=120)
+            second.wait_for_log("initial snapshot: public.keyed read (", timeout=1)
+            second.wait_for_log("initial snapshot: public.keyless read (", timeout=1)
             second.kill()  # while streaming, the writer still writing
         with Headless(config) as third:
             wait_until(lambda: slot_confirmed_lsn(pg, "snap"), what="streaming again")

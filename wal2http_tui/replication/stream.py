@@ -59,6 +59,8 @@ from wal2http_tui.replication.values import TypeCatalog, ValueConverter
 
 log = logging.getLogger("wal2http_tui.server")
 
+SNAPSHOT_PROGRESS_SECS = 10.0  # how often a long initial snapshot says how far it got
+
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
 STANDBY_RETRY_DELAY = 3.0
@@ -560,7 +562,8 @@ class ReplicationStream:
             format_lsn(lsn),
             len(report.published),
         )
-        rows = 0
+        rows = tables_done = table_rows = 0
+        shown_at = time.monotonic()
         sql_conn = self._connect_sql("initial snapshot")
         try:
             for changes in read_snapshot(
@@ -577,7 +580,24 @@ class ReplicationStream:
                 for change in changes:
                     buffer.append(change)
                 buffer.finish()
-                rows += sum(1 for change in changes if change.op == "read")
+                for change in changes:
+                    if change.op != "read" or change.extra is None:
+                        continue
+                    rows += 1
+                    table_rows += 1
+                    if change.extra["last"]:
+                        tables_done += 1
+                        log.info(
+                            "initial snapshot: %s read (%d rows)", change.extra["table"], table_rows
+                        )
+                        table_rows = 0
+                if time.monotonic() - shown_at >= SNAPSHOT_PROGRESS_SECS:
+                    shown_at = time.monotonic()
+                    self.state.set_state(
+                        EngineState.CONNECTING,
+                        f"initial snapshot: {rows:,} rows read, {tables_done} of "
+                        f"{len(report.published)} tables done",
+                    )
                 tx = Transaction(
                     xid=0,
                     commit_lsn=lsn,
