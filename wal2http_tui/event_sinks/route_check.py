@@ -33,22 +33,17 @@ def check_route(
         tables = f"{len(received)} of the {len(published)} tables of {publication}: {shown}"
     findings = RouteFindings(f"sink {sink.name} receives {ops} of {tables}")
     names = [t.name for t in published]
-    for pattern in sink.tables or ():
-        if not any(parse_table_pattern(pattern).matches(t.schema, t.table) for t in published):
-            findings.warnings.append(
-                f"sink {sink.name}: tables pattern {pattern} matches no table of publication "
-                f"{publication} (yet){_did_you_mean(pattern, names)}"
-            )
-    for pattern in sink.exclude_columns:
-        if not any(parse_table_pattern(pattern).matches(t.schema, t.table) for t in published):
-            findings.warnings.append(
-                f"sink {sink.name}: exclude_columns pattern {pattern} matches no table of "
-                f"publication {publication} (yet){_did_you_mean(pattern, names)}"
-            )
+    for key, patterns in (("tables", sink.tables or ()), ("exclude_columns", sink.exclude_columns)):
+        for pattern in patterns:
+            parsed = parse_table_pattern(pattern)
+            if not any(parsed.matches(t.schema, t.table) for t in published):
+                findings.warnings.append(
+                    f"sink {sink.name}: {key} pattern {pattern} matches no table of publication "
+                    f"{publication} (yet){_did_you_mean(pattern, names)}"
+                )
     for table in received:
-        hidden = [
-            c for c in table.key_columns if c in route.hidden_columns(table.schema, table.table)
-        ]
+        hidden_here = route.hidden_columns(table.schema, table.table)
+        hidden = [c for c in table.key_columns if c in hidden_here]
         if hidden:
             findings.warnings.append(
                 f"sink {sink.name}: exclude_columns hides {', '.join(hidden)} of the key of "

@@ -11,6 +11,7 @@ the other values keep their exact text. Event ids do not depend on the route.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from json.scanner import make_scanner
@@ -113,7 +114,7 @@ def _count(n: int, what: str) -> str:
 def drop_columns(row: str | None, hidden: frozenset[str]) -> str | None:
     """A JSON object's text without the members named in ``hidden``; the others' text as it
     was, byte for byte."""
-    if row is None or not any(orjson.dumps(name).decode() in row for name in hidden):
+    if row is None or not any(_json_name(name) in row for name in hidden):
         return row
     kept = []
     position = _skip_space(row, 1)
@@ -127,6 +128,12 @@ def drop_columns(row: str | None, hidden: frozenset[str]) -> str | None:
         if row[position] == ",":
             position = _skip_space(row, position + 1)
     return "{" + ",".join(kept) + "}"
+
+
+@functools.cache
+def _json_name(name: str) -> str:
+    """A column name as it stands in a row's JSON text (quoted, escaped), rendered once."""
+    return orjson.dumps(name).decode()
 
 
 def _skip_space(text: str, position: int) -> int:

@@ -144,10 +144,13 @@ def run_preflight(
                 )
                 exists = _check_slot(conn, report, slot_name, create_slot, dry_run)
                 interrupted = False
+                recorded: tuple[Lsn, bool] | None = None  # the slot's initial snapshot, if any
                 if positions is not None:
                     report.system_id = _system_id(conn)
-                    interrupted = initial_snapshot and _snapshot_interrupted(
-                        conn, report, positions, slot_name, exists, dry_run
+                    if initial_snapshot and report.system_id:
+                        recorded = positions.initial_snapshot(report.system_id, slot_name)
+                    interrupted = _snapshot_interrupted(
+                        conn, report, recorded, slot_name, exists, dry_run
                     )
                     remembered = (
                         positions.remembered(report.system_id, slot_name)
@@ -157,7 +160,7 @@ def run_preflight(
                         )
                     )
                 if initial_snapshot:
-                    _plan_snapshot(report, positions, slot_name, exists, interrupted, dry_run)
+                    _plan_snapshot(report, recorded, slot_name, exists, interrupted, dry_run)
             if not exists and not dry_run and not report.snapshot:
                 what = (
                     f"creating slot {slot_name}: PostgreSQL first waits for every transaction "
@@ -178,14 +181,14 @@ SNAPSHOT_CHECK = "initial snapshot"
 def _snapshot_interrupted(
     conn: psycopg.Connection,
     report: PreflightReport,
-    positions: PositionStore,
+    recorded: tuple[Lsn, bool] | None,
     slot: str,
     exists: bool,
     dry_run: bool,
 ) -> bool:
-    """Whether an initial snapshot of ``slot`` was started and never delivered; then the slot
-    is dropped (not in a dry run), since the snapshot it exported died with its connection."""
-    recorded = positions.initial_snapshot(report.system_id, slot)
+    """Whether the recorded initial snapshot of ``slot`` was started and never delivered; then
+    the slot is dropped (not in a dry run), since the snapshot it exported died with its
+    connection."""
     if recorded is None or recorded[1]:
         return False
     if dry_run:
@@ -216,7 +219,7 @@ def _snapshot_interrupted(
 
 def _plan_snapshot(
     report: PreflightReport,
-    positions: PositionStore | None,
+    recorded: tuple[Lsn, bool] | None,
     slot: str,
     exists: bool,
     interrupted: bool,
@@ -232,11 +235,7 @@ def _plan_snapshot(
             report.passed(
                 SNAPSHOT_CHECK, f"slot {slot} will be created with a snapshot of {tables}"
             )
-    elif (
-        positions is None
-        or not report.system_id
-        or positions.initial_snapshot(report.system_id, slot) is None
-    ):
+    elif recorded is None:
         report.warn(
             SNAPSHOT_CHECK,
             f"initial_snapshot = true, but slot {slot} already exists and no initial snapshot of "
