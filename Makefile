@@ -32,6 +32,7 @@ test: lint
 
 bench: $(STAMP_TEST)
 	PYTHONPATH=. $(BIN)/python bench/bench.py
+	PYTHONPATH=. $(BIN)/python bench/backfill.py
 
 soak: $(STAMP_TEST)
 	PYTHONPATH=. $(BIN)/python bench/soak.py

@@ -63,6 +63,13 @@ TABLE = (
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def bench_database(cluster: throwaway.ThrowawayCluster) -> str:
+    """A ``bench`` database on the cluster; its connection string."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bench")
+    return cluster.dsn("bench")
+
+
 def write_rows(dsn: str, first: int, count: int, per_tx: int) -> str:
     """Insert ``count`` rows in transactions of ``per_tx``; returns the WAL position after."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -142,11 +149,11 @@ def http_sink(name: str, url: str, batch: int, extra: str = "") -> str:
 class Headless:
     """``wal2http-tui run --headless`` on one slot, in its own process."""
 
-    def __init__(self, dsn: str, slot: str, sinks: str) -> None:
+    def __init__(self, dsn: str, slot: str, sinks: str, queue_max_events: int = 20000) -> None:
         config = scratch("engine") / "wal2http.toml"
         config.write_text(
             f'connection_string = "{dsn}"\nslot_name = "{slot}"\npublication_name = "bench_pub"\n'
-            f"feedback_interval_secs = 0.2\nqueue_max_events = 20000\n{sinks}"
+            f"feedback_interval_secs = 0.2\nqueue_max_events = {queue_max_events}\n{sinks}"
         )
         self.started = time.monotonic()
         self.process = subprocess.Popen(
@@ -493,9 +500,7 @@ def main() -> None:
         "runs": args.runs,
     }
     with throwaway.ThrowawayCluster(server) as cluster:
-        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        dsn = cluster.dsn("bench")
+        dsn = bench_database(cluster)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(TABLE)
             conn.execute("CREATE TABLE latency (id bigserial PRIMARY KEY, note text)")

@@ -82,6 +82,15 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return run_dead_letters(_load(args), args.action, args.id, every=args.all, sink=args.sink)
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from wal2http_tui.commands.backfill import run_backfill
+
+    if args.action != "start" and (args.sink or args.where):
+        print("wal2http-tui: --sink and --where go with backfill start", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    return run_backfill(_load(args), args.action, args.args, sinks=args.sink, where=args.where)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from wal2http_tui.demo.run import run_demo
 
@@ -145,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     letters.add_argument("--all", action="store_true", help="replay: every dead letter")
     letters.add_argument("--sink", help="list/replay --all: only this sink's")
     letters.set_defaults(func=cmd_dead_letters)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="send the rows tables already hold, while streaming: start, list, pause, resume, "
+        "cancel",
+    )
+    with_config(backfill)
+    backfill.add_argument("action", choices=["start", "list", "pause", "resume", "cancel"])
+    backfill.add_argument(
+        "args", nargs="*", metavar="TABLE|ID", help="start: the tables; pause/resume/cancel: an id"
+    )
+    backfill.add_argument(
+        "--sink", action="append", default=[], metavar="NAME", help="start: only to this sink"
+    )
+    backfill.add_argument("--where", metavar="SQL", help="start: only the rows matching SQL")
+    backfill.set_defaults(func=cmd_backfill)
 
     demo = commands.add_parser(
         "demo",

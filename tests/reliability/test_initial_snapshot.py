@@ -42,6 +42,8 @@ class Mirror:
                 elif op == "delete":
                     self.keyed.pop(event["old"]["id"], None)
                 else:
+                    if event.get("old"):  # the key changed: the row left its old key
+                        self.keyed.pop(event["old"]["id"], None)
                     self.keyed[event["new"]["id"]] = event["new"]
             elif table == "keyless":
                 if op == "truncate":
@@ -59,17 +61,24 @@ def _canonical(row: dict) -> str:
     return json.dumps(row, sort_keys=True)
 
 
-def _write_while(dsn: str, stop: threading.Event, seed: int) -> None:
-    """Updates, deletes and inserts on both tables, in small transactions, until stopped."""
+def write_while(
+    dsn: str, stop: threading.Event, seed: int, rows: int = ROWS, *, keyless: bool = True
+) -> None:
+    """Updates, deletes and inserts on ``keyed`` (and ``keyless``), in small transactions,
+    until stopped; without ``keyless``, key changes on ``keyed`` too."""
     rng = random.Random(seed)
-    next_id = ROWS + 1
+    next_id = rows + 1
     with psycopg.connect(dsn, autocommit=True) as conn:
         while not stop.is_set():
-            key = rng.randint(1, ROWS)
+            key = rng.randint(1, rows)
             with conn.transaction():
                 conn.execute("UPDATE keyed SET v = v + 1 WHERE id = %s", (key,))
                 conn.execute("DELETE FROM keyed WHERE id = %s", (key + 1,))
                 conn.execute("INSERT INTO keyed VALUES (%s, 0, 'new')", (next_id,))
+                if not keyless:
+                    conn.execute("UPDATE keyed SET id = -id WHERE id = %s", (key + 2,))
+                    next_id += 1
+                    continue
                 conn.execute(
                     "UPDATE keyless SET v = v + 1 WHERE ctid = "
                     "(SELECT ctid FROM keyless WHERE n = %s LIMIT 1)",
@@ -90,7 +99,7 @@ def test_initial_snapshot_survives_kill_9_during_it_and_after_it(pg, tmp_path):
     )
     pg.execute("INSERT INTO keyless SELECT 7, 0, 'twin' FROM generate_series(1, 3)")  # equal rows
     stop = threading.Event()
-    writer = threading.Thread(target=_write_while, args=(pg.dsn, stop, 13))
+    writer = threading.Thread(target=write_while, args=(pg.dsn, stop, 13))
     with WebhookReceiver(latency=0.01) as receiver:
         config = write_config(
             tmp_path,

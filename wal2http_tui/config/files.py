@@ -14,8 +14,11 @@ def open_private_sqlite(path: Path, schema: str) -> sqlite3.Connection:
     """``path`` created mode 0600 if missing (its directory too), in WAL mode with full sync,
     ``schema`` applied; OSError or sqlite3.Error when that cannot be done."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
+    if not path.exists():
+        # Only when it is new: closing a descriptor of a file drops every POSIX lock this
+        # process holds on it, which SQLite's other connections here rely on (another
+        # process would then think it alone, and delete the write-ahead log under them).
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     os.chmod(path, 0o600)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")

@@ -208,7 +208,9 @@ class SinkWorker:
             if self._retired:
                 self._cond.wait(timeout)
                 return False
-            if not self.sink.route.wants_any(tx.changes.kinds):
+            if (
+                tx.sinks is not None and self.name not in tx.sinks
+            ) or not self.sink.route.wants_any(tx.changes.kinds):
                 # finished for this sink at once: it never holds back the confirmed LSN
                 self._mark(tx, Mark.FILTERED if tx.size else Mark.DELIVERED)
                 return True

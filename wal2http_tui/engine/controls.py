@@ -13,19 +13,26 @@ draining sinks) belong off it (``asyncio.to_thread``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetter
+from wal2http_tui.engine.backfill_control import BackfillRefused
 from wal2http_tui.engine.check import FAIL, OK
+from wal2http_tui.replication.backfill_store import BackfillState
+from wal2http_tui.replication.backfills import BackfillStatus
 from wal2http_tui.replication.state import StateSnapshot
 
 __all__ = [
     "FAIL",
     "LOG_LINES",
     "OK",
+    "BackfillRefused",
+    "BackfillState",
+    "BackfillStatus",
     "CheckLine",
     "EngineControls",
     "SlotHealth",
@@ -185,4 +192,29 @@ class EngineControls(Protocol):
     def test_sink(self, sink_config: EventSinkConfig) -> str:
         """Probe a sink built from ``sink_config``: the probe's line when it answers; raises,
         with the reason as the message, when it does not. Network: call it off the UI thread."""
+        ...
+
+    # -- on-demand backfills -------------------------------------------------------------------
+    def backfills(self) -> list[BackfillStatus]:
+        """Every backfill of the slot the engine knows of, oldest request first, with rows/s
+        and the time left while one runs. Cheap."""
+        ...
+
+    def backfill_tables(self) -> list[tuple[str, bool]]:
+        """The publication's tables as the engine last found them: (name, whether it can be
+        backfilled on demand, i.e. has a primary key or replica identity index). Cheap."""
+        ...
+
+    def start_backfill(
+        self, tables: Sequence[str], sinks: Sequence[str] = (), where: str | None = None
+    ) -> str:
+        """Ask for a backfill of ``tables`` (to ``sinks``, or every enabled sink; only the rows
+        matching ``where``); the new backfill's id. ``BackfillRefused``, saying why and the
+        fix, when it cannot be asked. Connects to PostgreSQL: call it off the UI thread."""
+        ...
+
+    def control_backfill(self, kind: str, backfill_id: str) -> None:
+        """Ask to ``pause``, ``resume`` or ``cancel`` a backfill (the engine applies it when
+        its stream reaches the request). ``BackfillRefused`` when it cannot be asked.
+        Connects to PostgreSQL: call it off the UI thread."""
         ...

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 
 import psycopg
@@ -22,8 +23,15 @@ from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapsho
 from wal2http_tui.delivery.dead_letters import DeadLetter, DeadLetterStore
 from wal2http_tui.delivery.replay import Replayer
 from wal2http_tui.delivery.worker import SinkWorker
+from wal2http_tui.engine import backfill_control
 from wal2http_tui.engine.check import run_check
-from wal2http_tui.engine.controls import LOG_LINES, CheckLine, EngineControls, SlotHealth
+from wal2http_tui.engine.controls import (
+    LOG_LINES,
+    BackfillStatus,
+    CheckLine,
+    EngineControls,
+    SlotHealth,
+)
 from wal2http_tui.engine.server import NO_SINK_LEFT, ReplicationServer
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.replication.connections import connect_sql
@@ -295,6 +303,25 @@ class Engine:
             self._stop.wait(self._slot_interval)
         if conn is not None:
             conn.close()
+
+    # -- on-demand backfills -------------------------------------------------------------------
+    def backfills(self) -> list[BackfillStatus]:
+        backfills = self.server.stream.backfills
+        return backfills.statuses() if backfills is not None else []
+
+    def backfill_tables(self) -> list[tuple[str, bool]]:
+        return [(table.name, bool(table.key_columns)) for table in self.server.stream.published]
+
+    def start_backfill(
+        self, tables: Sequence[str], sinks: Sequence[str] = (), where: str | None = None
+    ) -> str:
+        requested = backfill_control.request_start(self.config, tables, sinks, where)
+        if self.server.stream.backfills is not None:
+            self.server.stream.backfills.expect(requested.record)
+        return requested.record.id
+
+    def control_backfill(self, kind: str, backfill_id: str) -> None:
+        backfill_control.request(self.config, kind, backfill_id)
 
 
 def _keeps_the_contract(engine: Engine) -> EngineControls:

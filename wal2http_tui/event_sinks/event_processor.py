@@ -215,13 +215,15 @@ class EventProcessor:
         return event
 
     def read_event_id(self, change: Change) -> str:
-        """A read event's id: UUIDv5 of the snapshot's position, the table and the row's place
-        in the table's read (a key would not do: rows of a table without one, under REPLICA
-        IDENTITY FULL, may be equal). Resends of the same snapshot carry the same ids; a
-        snapshot taken again after an interruption, new ones."""
+        """A read event's id: UUIDv5 of where it comes from (the initial snapshot's position, or
+        an on-demand backfill's id), the table and the row: its place in the table's read for
+        the initial snapshot (a key would not do: rows of a table without one, under REPLICA
+        IDENTITY FULL, may be equal), its key for a backfill. Resends carry the same ids; an
+        initial snapshot taken again after an interruption, or another backfill, new ones."""
         extra = change.extra or {}
+        origin = extra.get("backfill") or extra.get("snapshot_lsn")
         return _uuid5(
-            f"read/{self.source.system_id}/{self.source.slot}/{extra.get('snapshot_lsn')}/"
+            f"read/{self.source.system_id}/{self.source.slot}/{origin}/"
             f"{extra.get('table')}/{extra.get('row')}"
         )
 
@@ -372,9 +374,9 @@ def _row(raw: str | bytes | None) -> orjson.Fragment:
 
 
 def _backfill(extra: dict) -> dict:
-    """What a read event says of the snapshot it comes from."""
+    """What a read event says of the snapshot or backfill it comes from."""
     return {
-        "id": "initial",
+        "id": extra.get("backfill", "initial"),
         "table": extra.get("table"),
         "chunk": extra.get("chunk"),
         "snapshot_lsn": extra.get("snapshot_lsn"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from wal2http_tui.replication.backfill_requests import PREFIX as BACKFILL_PREFIX
 from wal2http_tui.replication.messages import (
     TRUNCATE_CASCADE,
     TRUNCATE_RESTART_IDENTITY,
@@ -84,12 +85,14 @@ class TransactionAssembler:
         on_transaction: Callable[[Transaction], None],
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         on_relation: Callable[[RelationInfo], None] | None = None,
+        on_control: Callable[[Message], None] | None = None,
     ) -> None:
         self._relations = relations
         self._converter = converter
         self._spool_dir = spool_dir
         self._on_transaction = on_transaction
         self._on_relation = on_relation
+        self._on_control = on_control
         self._memory_limit = memory_limit
         self._current: _Open | None = None
         self._streams: dict[Xid, _Open] = {}
@@ -221,6 +224,10 @@ class TransactionAssembler:
             stream.changes.abort_subtransaction(message.subtransaction_xid)
 
     def _message(self, message: Message) -> None:
+        control = not message.transactional and message.prefix == BACKFILL_PREFIX
+        if control and self._on_control is not None:
+            self._on_control(message)  # the engine's own, for no sink
+            return
         change = Change(
             op="message",
             schema="",

@@ -136,10 +136,14 @@ def _rows(conn: psycopg.Connection, fetch: bytes, name: str, timeout: float) -> 
         if result.status != pq.ExecStatus.TUPLES_OK:
             message = (result.error_message or b"").decode(errors="replace").strip()
             raise psycopg.OperationalError(f"reading {name} for the initial snapshot: {message}")
-        for i in range(result.ntuples):
-            yield tuple(
-                None if (value := result.get_value(i, j)) is None else value.decode()
-                for j in range(result.nfields)
-            )
+        yield from text_rows(result)
         if result.ntuples == 0:
             return
+
+
+def text_rows(result: pq.abc.PGresult) -> Iterator[tuple[str | None, ...]]:
+    """The rows of a text-format result as pgoutput would send them: each value the text its
+    type's output function writes, or None."""
+    get_value, columns = result.get_value, range(result.nfields)
+    for i in range(result.ntuples):
+        yield tuple(None if (value := get_value(i, j)) is None else value.decode() for j in columns)

@@ -21,9 +21,12 @@ import psycopg
 
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.replication.assembler import TransactionAssembler
+from wal2http_tui.replication.backfill_store import BackfillStore
+from wal2http_tui.replication.backfills import Backfills
 from wal2http_tui.replication.connections import connect_sql, conninfo
 from wal2http_tui.replication.decoder import PgOutputDecoder
 from wal2http_tui.replication.messages import (
+    Message,
     ProtocolError,
     RelationInfo,
     ReplicationMessage,
@@ -45,7 +48,11 @@ from wal2http_tui.replication.replica_identity import (
 )
 from wal2http_tui.replication.snapshot import read_snapshot
 from wal2http_tui.replication.state import EngineState, ReplicationState, StateSnapshot
-from wal2http_tui.replication.transactions import ChangeBuffer, SpoolDirectory, Transaction
+from wal2http_tui.replication.transactions import (
+    SpoolDirectory,
+    Transaction,
+    read_transaction,
+)
 from wal2http_tui.replication.transport import (
     KEEPALIVE,
     PAYLOAD_OFFSET,
@@ -235,8 +242,21 @@ class ReplicationStream:
             self._spool,
             self._on_transaction,
             on_relation=self._on_relation,
+            on_control=self._on_backfill_message,
             **assembler_kwargs,
         )
+        self.backfills: Backfills | None = None  # on-demand backfills (they need the state file)
+        if positions is not None:
+            self.backfills = Backfills(
+                BackfillStore(positions.path),
+                config.slot_name,
+                self._converter,
+                lambda: self._connect_sql("backfill"),
+                self._spool,
+                chunk_rows=config.backfill_chunk_rows,
+                timeout=config.server_timeout_secs,
+                warn=self.warn_once,
+            )
         self._idle_lsn = 0
         self._last_feedback = 0.0
         self._warned: set[str] = set()  # warnings already logged in this run
@@ -389,6 +409,8 @@ class ReplicationStream:
         """After each session: the replication connection, and the catalog's (reopened when
         next needed), so reconnecting never accumulates connections on the server."""
         self._catalog.close()
+        if self.backfills is not None:
+            self.backfills.end_session()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -453,6 +475,8 @@ class ReplicationStream:
             EngineState.PAUSED if self._paused else EngineState.STREAMING,
             f"protocol {choice.version}",
         )
+        if self.backfills is not None:
+            self.backfills.begin_session(self.published, conn.server_version)
         log.info(
             "streaming slot %s from %s (protocol %d, PostgreSQL %d)",
             self.config.slot_name,
@@ -534,6 +558,8 @@ class ReplicationStream:
 
     def _update_flushed(self) -> None:
         confirmed = self.handler.confirmed_lsn()
+        if self.backfills is not None:
+            self.backfills.delivered(confirmed, self.handler.idle)
         if self.handler.idle and not self._assembler.in_flight:
             confirmed = max(confirmed, self._idle_lsn)
         self.set_flushed_lsn(confirmed)
@@ -576,10 +602,6 @@ class ReplicationStream:
                 restart=report.snapshot == "restart",
                 timeout=self.config.server_timeout_secs,
             ):
-                buffer = ChangeBuffer(self._spool)
-                for change in changes:
-                    buffer.append(change)
-                buffer.finish()
                 for change in changes:
                     if change.op != "read" or change.extra is None:
                         continue
@@ -598,14 +620,7 @@ class ReplicationStream:
                         f"initial snapshot: {rows:,} rows read, {tables_done} of "
                         f"{len(report.published)} tables done",
                     )
-                tx = Transaction(
-                    xid=0,
-                    commit_lsn=lsn,
-                    end_lsn=lsn,
-                    commit_time=now_pg_micros(),
-                    changes=buffer,
-                    received_at=time.time(),
-                )
+                tx = read_transaction(self._spool, lsn, changes, now_pg_micros())
                 if not self.handler.dispatch(tx, lambda: None, self._stop.is_set):
                     return
         finally:
@@ -673,4 +688,14 @@ class ReplicationStream:
         state.last_commit_lsn = tx.commit_lsn
         if tx.commit_time:
             state.last_commit_time = pg_timestamp_to_datetime(tx.commit_time).timestamp()
+        if self.backfills is not None and self.backfills.watching:
+            self.backfills.observe(tx)
         self.handler.dispatch(tx, self._keep_alive, self._stop.is_set)
+
+    def _on_backfill_message(self, message: Message) -> None:
+        """A backfill request or watermark: at a high watermark, a chunk's rows for the sinks."""
+        if self.backfills is None:
+            return
+        reads = self.backfills.on_message(message.lsn, message.content)
+        if reads is not None:
+            self.handler.dispatch(reads, self._keep_alive, self._stop.is_set)

@@ -14,7 +14,8 @@ import pickle
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -191,6 +192,7 @@ class Transaction:
     changes: ChangeBuffer
     streamed: bool = False
     received_at: float = 0.0
+    sinks: frozenset[str] | None = None  # only these sinks take it (a backfill's); None: all
     # Each sink's delivery mark (delivery.activity.Mark), written by the sink workers.
     marks: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -201,3 +203,27 @@ class Transaction:
     @property
     def tables(self) -> set[str]:
         return self.changes.tables
+
+
+def read_transaction(
+    spool: SpoolDirectory,
+    lsn: Lsn,
+    changes: Iterable[Change],
+    commit_time: int,
+    sinks: frozenset[str] | None = None,
+) -> Transaction:
+    """Rows read from tables (a snapshot's or a backfill's chunk) as one unit of delivery at
+    ``lsn``, the stream position they are consistent with."""
+    buffer = ChangeBuffer(spool)
+    for change in changes:
+        buffer.append(change)
+    buffer.finish()
+    return Transaction(
+        xid=0,
+        commit_lsn=lsn,
+        end_lsn=lsn,
+        commit_time=commit_time,
+        changes=buffer,
+        received_at=time.time(),
+        sinks=sinks,
+    )
