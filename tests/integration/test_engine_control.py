@@ -9,6 +9,7 @@ import pytest
 from tests.support.engine import http_sink, wait_until
 from wal2http_tui.config.loader import load_config_text
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
+from wal2http_tui.engine.controls import BackfillRefused, BackfillState
 from wal2http_tui.engine.facade import Engine
 
 
@@ -101,3 +102,37 @@ def test_changing_the_slot_restarts_the_worker(pg, tmp_path):
             receiver.wait_for_events(1)
         finally:
             engine.stop()
+
+
+def test_the_ui_steers_a_backfill_and_sees_its_progress(pg, tmp_path):
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, note text)")
+    pg.execute("CREATE TABLE bare (n int)")
+    pg.execute("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 3000) g")
+    pg.execute("CREATE PUBLICATION ctl_pub FOR TABLE t, bare WITH (publish = 'insert')")
+    with WebhookReceiver() as receiver:
+        config = _config(pg, tmp_path, http_sink(receiver.url, batch_max_events=200))
+        config = replace(config, backfill_chunk_rows=1000)
+        engine = Engine(config, slot_health_interval=0.2)
+        engine.start()
+        try:
+            wait_until(lambda: engine.snapshot().state == "streaming", what="streaming")
+            assert sorted(engine.backfill_tables()) == [("public.bare", False), ("public.t", True)]
+            with pytest.raises(BackfillRefused, match=r"public\.bare has no primary key"):
+                engine.start_backfill(["bare"])
+            backfill_id = engine.start_backfill(["t"], where="id > 1000")
+            assert [s.record.id for s in engine.backfills()] == [backfill_id]  # at once
+            done = wait_until(
+                lambda: next(
+                    (s for s in engine.backfills() if s.record.state == BackfillState.DONE), None
+                ),
+                what="the backfill done",
+            )
+            assert done.record.rows == 2000
+            assert done.record.tables[0].done
+            with pytest.raises(BackfillRefused, match="is done: nothing to cancel"):
+                engine.control_backfill("cancel", backfill_id)
+            reads = receiver.wait_for_events(2000)
+        finally:
+            engine.stop()
+    assert sorted(e["new"]["id"] for e in reads) == list(range(1001, 3001))
+    assert {e["backfill"]["id"] for e in reads} == {backfill_id}

@@ -104,7 +104,8 @@ def test_backfill_to_one_sink_with_a_where_clause_and_cancel(pg, tmp_path):
             engine.wait_for_log("streaming slot fill", timeout=60)
             started = _backfill(config, "start", "keyed", "--sink", "fresh", "--where", "v = 3")
             first = re.search(r"backfill (\w+) requested", started).group(1)
-            engine.wait_for_log(f"backfill {first} done", timeout=60)
+            engine.wait_for_log(f"backfill {first} done: 500 rows", timeout=60)
+            engine.wait_for_log(f"backfill {first}: public.keyed done (500 rows)", timeout=1)
             pg.execute("INSERT INTO keyed VALUES (-1, 3, 'after')")
             wait_until(lambda: len(old_one.events) == 1, what="the insert at both sinks")
             reads = [e for e in new_one.events if e["op"] == "read"]
