@@ -32,6 +32,7 @@ SHOTS = [
     ("slot-health", ["s"], ["escape"]),
     ("config-editor", ["e", "down"], ["escape"]),
     ("help", ["question_mark"], ["escape"]),
+    ("start-backfill", ["5", "n"], ["escape"]),
 ]
 
 

@@ -3,8 +3,8 @@
 
 Fixed numbers (three sinks: healthy, retrying, failing, each receiving what sample.toml routes
 to it; six transactions with mixed marks, some filtered out for a sink; attempts, a dead letter,
-slot health, log lines), a clock that only moves when told, and a record of every control call
-that reached it. Event ids are the engine's own
+slot health, log lines; four backfills: running, paused, done, failed), a clock that only moves
+when told, and a record of every control call that reached it. Event ids are the engine's own
 (``event_id(system, slot, commit LSN, seq)``), so the inspector finds attempts as it does live.
 """
 
@@ -15,6 +15,7 @@ import html
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,10 +26,18 @@ from wal2http_tui.config.loader import load_config
 from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetter
-from wal2http_tui.engine.controls import CheckLine, EngineControls, SlotHealth
+from wal2http_tui.engine.controls import (
+    BackfillRefused,
+    BackfillState,
+    BackfillStatus,
+    CheckLine,
+    EngineControls,
+    SlotHealth,
+)
 from wal2http_tui.engine.facade import Engine
 from wal2http_tui.event_sinks.event_processor import event_id
 from wal2http_tui.event_sinks.routing import Route
+from wal2http_tui.replication.backfill_store import BackfillRecord, TableProgress
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.state import StateSnapshot
 from wal2http_tui.tui.app import Wal2HttpApp
@@ -300,6 +309,58 @@ def _dead_letter() -> DeadLetter:
     )
 
 
+# The backfills, oldest request first as the engine lists them: one done, one failed on its
+# where clause, one paused, and one running (its first table done, its second part way).
+DONE_BACKFILL, FAILED_BACKFILL, PAUSED_BACKFILL, RUNNING_BACKFILL = (
+    "5d09e6f1",
+    "c4e8b210",
+    "a71c0e42",
+    "3f2a1b9c",
+)
+NEW_BACKFILL = "9e3b7d15"  # the id start_backfill answers with
+RUNNING_ROWS_PER_SEC = 1_250.0
+RUNNING_ETA_SECS = 31.0
+FAILED_DETAIL = 'reading public.order_lines: column "region" does not exist'
+# (name, whether it can be backfilled on demand): app_log has no key to read it in order by
+BACKFILL_TABLES = [
+    ("public.orders", True),
+    ("public.customers", True),
+    ("public.order_lines", True),
+    ("public.app_log", False),
+]
+FINISHED_BACKFILL_STATES = (BackfillState.DONE, BackfillState.CANCELLED, BackfillState.FAILED)
+
+
+def _backfills() -> dict[str, BackfillStatus]:
+    orders_done = TableProgress("public.orders", 20_000, 20_113, ("20113",), True)
+    records = [
+        BackfillRecord(
+            DONE_BACKFILL, SLOT, (orders_done,), ("hook0",), None, BackfillState.DONE,
+            requested_at=NOW - 3000, updated_at=NOW - 2900,
+        ),
+        BackfillRecord(
+            FAILED_BACKFILL, SLOT, (TableProgress("public.order_lines", 48_000),), (),
+            "region = 'eu'", BackfillState.FAILED, FAILED_DETAIL,
+            requested_at=NOW - 2400, updated_at=NOW - 2399,
+        ),
+        BackfillRecord(
+            PAUSED_BACKFILL, SLOT, (TableProgress("public.customers", 5_000, 1_200, ("1200",)),),
+            ("orders-api",), "created_at >= '2025-01-01'", BackfillState.PAUSED,
+            "paused by operator", requested_at=NOW - 1200, updated_at=NOW - 1100,
+        ),
+        BackfillRecord(
+            RUNNING_BACKFILL, SLOT,
+            (orders_done, TableProgress("public.order_lines", 48_000, 9_344, ("9344",))),
+            state=BackfillState.RUNNING, requested_at=NOW - 300, updated_at=NOW - 1,
+        ),
+    ]  # fmt: skip
+    running = {RUNNING_BACKFILL: (RUNNING_ROWS_PER_SEC, RUNNING_ETA_SECS)}
+    return {
+        record.id: BackfillStatus(record, *running.get(record.id, (0.0, None)))
+        for record in records
+    }
+
+
 LOG_LINES = [
     "15:05:58 INFO    state connecting: db1.internal.example:5432",
     "15:05:58 INFO    state streaming",
@@ -347,6 +408,8 @@ class FakeEngine:
         self.log = list(LOG_LINES)
         self.replay_problem: str | None = None
         self.sink_probe_error: str | None = None
+        self._backfills = _backfills()
+        self.backfill_refusal: str | None = None  # what start/control_backfill refuse with
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -482,6 +545,42 @@ class FakeEngine:
         if self.sink_probe_error is not None:
             raise RuntimeError(self.sink_probe_error)
         return f"{sink_config.name} reachable (HEAD answered 200)"
+
+    # -- on-demand backfills -------------------------------------------------------------------
+    def backfills(self) -> list[BackfillStatus]:
+        return list(self._backfills.values())
+
+    def backfill_tables(self) -> list[tuple[str, bool]]:
+        return list(BACKFILL_TABLES)
+
+    def start_backfill(
+        self, tables: Sequence[str], sinks: Sequence[str] = (), where: str | None = None
+    ) -> str:
+        self.calls.append(("start_backfill", tuple(tables), tuple(sinks), where))
+        if self.backfill_refusal is not None:
+            raise BackfillRefused(self.backfill_refusal)
+        progress = tuple(TableProgress(table) for table in tables)
+        record = BackfillRecord(
+            NEW_BACKFILL, SLOT, progress, tuple(sinks), where, BackfillState.QUEUED,
+            requested_at=NOW, updated_at=NOW,
+        )  # fmt: skip
+        self._backfills[NEW_BACKFILL] = BackfillStatus(record)
+        return NEW_BACKFILL
+
+    def control_backfill(self, kind: str, backfill_id: str) -> None:
+        """As the engine once its stream reaches the request: at once, here."""
+        self.calls.append(("control_backfill", kind, backfill_id))
+        if self.backfill_refusal is not None:
+            raise BackfillRefused(self.backfill_refusal)
+        record = self._backfills[backfill_id].record
+        if record.state in FINISHED_BACKFILL_STATES:
+            raise BackfillRefused(f"backfill {backfill_id} is {record.state}: nothing to {kind}")
+        state = {
+            "pause": BackfillState.PAUSED,
+            "resume": BackfillState.QUEUED,
+            "cancel": BackfillState.CANCELLED,
+        }[kind]
+        self._backfills[backfill_id] = BackfillStatus(replace(record, state=state))
 
 
 def _keeps_the_contract(engine: FakeEngine) -> EngineControls:

@@ -423,6 +423,7 @@ async def test_help_lists_the_whole_keymap(world):
         for expected in (
             "Pause or resume replication",
             "Retry the waiting delivery now",
+            "Pause or resume the backfill",
             "Filter transactions by table or xid",
             "Reveal or mask the secrets",
             "Drop",

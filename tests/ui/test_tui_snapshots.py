@@ -16,7 +16,7 @@ from textual.widgets import Input
 from tests.fakes.engine import NOW, FakeEngine, FrozenClock, GiB, sample_world
 from wal2http_tui.tui.app import Wal2HttpApp
 
-# slow: rendering each screen at two sizes and comparing the SVGs takes about 17 s in all.
+# slow: rendering each screen at two sizes and comparing the SVGs takes about 20 s in all.
 pytestmark = pytest.mark.slow
 
 SIZES = [pytest.param((120, 36), id="120x36"), pytest.param((80, 24), id="80x24")]
@@ -68,6 +68,18 @@ def test_inspector_on_a_retrying_transaction(snap_compare, app, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_retries_pane(snap_compare, app, size):
     assert snap_compare(app, terminal_size=size, run_before=prepared("3"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_backfills_pane(snap_compare, app, size):
+    assert snap_compare(app, terminal_size=size, run_before=prepared("5"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_start_backfill_dialog(snap_compare, app, size):
+    # public.orders ticked, the keyless public.app_log greyed and passed over, hook0 ticked
+    keys = ("5", "n", "space", "tab", "down", "space", "tab", *"id > 1000")
+    assert snap_compare(app, terminal_size=size, run_before=prepared(*keys))
 
 
 @pytest.mark.parametrize("size", SIZES)

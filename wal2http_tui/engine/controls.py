@@ -22,11 +22,13 @@ from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapsho
 from wal2http_tui.delivery.dead_letters import DeadLetter
 from wal2http_tui.engine.backfill_control import BackfillRefused
 from wal2http_tui.engine.check import FAIL, OK
+from wal2http_tui.replication.backfill_store import FINISHED as BACKFILL_FINISHED
 from wal2http_tui.replication.backfill_store import BackfillState
 from wal2http_tui.replication.backfills import BackfillStatus
 from wal2http_tui.replication.state import StateSnapshot
 
 __all__ = [
+    "BACKFILL_FINISHED",
     "FAIL",
     "LOG_LINES",
     "OK",

@@ -31,6 +31,8 @@ from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.delivery.activity import SinkState
 from wal2http_tui.engine.controls import EngineControls
 from wal2http_tui.replication.state import EngineState
+from wal2http_tui.tui.backfill_actions import BackfillActions
+from wal2http_tui.tui.backfills import BackfillsPane
 from wal2http_tui.tui.dead_letters import DeadLettersScreen, DeadLetterTable
 from wal2http_tui.tui.dialogs import ConfirmScreen, if_confirmed
 from wal2http_tui.tui.editor import ConfigEditorScreen, SectionList
@@ -38,12 +40,13 @@ from wal2http_tui.tui.help import HelpScreen, KeymapSection
 from wal2http_tui.tui.inspector import InspectorScreen
 from wal2http_tui.tui.main_screen import MainScreen
 from wal2http_tui.tui.marks import marks_legend_lines
-from wal2http_tui.tui.messages import EngineStateChanged, Inspect, SinkCommand
+from wal2http_tui.tui.messages import BackfillCommand, EngineStateChanged, Inspect, SinkCommand
 from wal2http_tui.tui.monitor import Monitor, Readings, ShowsReadings
 from wal2http_tui.tui.read_only import refuse_in_read_only
 from wal2http_tui.tui.retries import RetryTable
 from wal2http_tui.tui.sinks import SinkControls
 from wal2http_tui.tui.slot_health import SlotHealthScreen
+from wal2http_tui.tui.start_backfill import StartBackfillScreen
 from wal2http_tui.tui.transactions import TransactionsPane, TransactionTable
 
 POLL_SECONDS = 0.5
@@ -62,6 +65,8 @@ SINK_COMMAND_NOT_TAKEN = {
 TROUBLE_STATES = (EngineState.ERROR, EngineState.RECONNECTING, EngineState.STANDBY)
 # Global keys that would drop the editor's unsaved work, or type into it.
 NOT_IN_EDITOR = ("quit", "toggle_pause", "edit_config", "slot_health", "dead_letters")
+# The screens holding work those keys would drop: the editor, the start of a backfill.
+EDITING_SCREENS = (ConfigEditorScreen, StartBackfillScreen)
 
 
 SCREEN_OF_ACTION: dict[str, type[Screen]] = {
@@ -107,6 +112,7 @@ class Wal2HttpApp(App[None]):
         self.stopping = False
         self.engine_stopped = False
         self.gap_asked = ""  # the gap refusal the operator was last asked about
+        self.backfill_actions = BackfillActions(self, engine, read_only=read_only, poll=self.poll)
 
     def on_mount(self) -> None:
         if self.engine.snapshot().state == EngineState.STOPPED:
@@ -174,7 +180,7 @@ class Wal2HttpApp(App[None]):
 
     # -- rules ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in NOT_IN_EDITOR and isinstance(self.screen, ConfigEditorScreen):
+        if action in NOT_IN_EDITOR and isinstance(self.screen, EDITING_SCREENS):
             return False
         if isinstance(self.screen, SCREEN_OF_ACTION.get(action, ())):
             return False  # already there
@@ -260,9 +266,13 @@ class Wal2HttpApp(App[None]):
             self.notify(SINK_COMMAND_DONE[action].format(sink=sink))
         self.poll()
 
+    def on_backfill_command(self, message: BackfillCommand) -> None:
+        self.backfill_actions.handle(message)
+
     # -- command palette -----------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every action a key does here, then each sink's controls, then Textual's own."""
+        """Every action a key does here, then each sink's and backfill's controls, then
+        Textual's own."""
         yield from self._key_commands(self.BINDINGS, self)
         yield from self._key_commands(screen.BINDINGS, screen)
         if isinstance(screen, ConfigEditorScreen):
@@ -279,6 +289,7 @@ class Wal2HttpApp(App[None]):
                     f"Sink {sink.name} ({sink.kind}, {sink.state})",
                     partial(self.post_message, SinkCommand(action, sink.name)),
                 )
+        yield from self.backfill_actions.commands(self.readings.backfills if self.readings else [])
         yield from super().get_system_commands(screen)
 
     def _key_commands(
@@ -306,6 +317,7 @@ KEYMAP: list[KeymapSection] = [
     ("Main screen", MainScreen.BINDINGS),
     ("Transactions", TransactionsPane.BINDINGS + TransactionTable.BINDINGS),
     ("Sinks and Retries", SinkControls.BINDINGS + RetryTable.BINDINGS),
+    ("Backfills", BackfillsPane.BINDINGS),
     ("Inspector", InspectorScreen.BINDINGS),
     ("Dead letters", DeadLettersScreen.BINDINGS + DeadLetterTable.BINDINGS),
     ("Slot health", SlotHealthScreen.BINDINGS),
@@ -316,7 +328,8 @@ KEYMAP: list[KeymapSection] = [
 
 def help_intro(read_only: bool) -> Content:
     mode = (
-        "Read-only: nothing can be changed (no edits, replays, drops, skips, saves or applies)."
+        "Read-only: nothing can be changed (no edits, replays, drops, skips, backfills, saves "
+        "or applies)."
         if read_only
         else "Use --read-only on production hosts to look without touching."
     )

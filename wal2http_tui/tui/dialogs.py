@@ -14,7 +14,8 @@ from textual.widgets import Button, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Dismissed with True for yes; ``n``, escape or "Cancel" dismiss with False."""
+    """Dismissed with True for yes; ``n``, escape or the other button (``decline``, "Cancel"
+    unless the action is itself a cancel) dismiss with False."""
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [
@@ -22,11 +23,14 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, detail: str = "", *, confirm: str = "Yes") -> None:
+    def __init__(
+        self, question: str, detail: str = "", *, confirm: str = "Yes", decline: str = "Cancel"
+    ) -> None:
         super().__init__()
         self.question = question
         self.detail = detail
         self.confirm = confirm
+        self.decline = decline
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -35,7 +39,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Static(self.detail, classes="dialog-detail", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.confirm} [y]", variant="error", id="yes")
-                yield Button("Cancel [n]", id="no")
+                yield Button(f"{self.decline} [n]", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -33,10 +33,11 @@ class KeyedTable(DataTable):
     def sync(self, rows: Mapping[str, Row], *, in_order: bool = False) -> bool:
         """Show ``rows``; True when rows were added (the caller may want to re-sort).
 
-        ``in_order``: ``rows`` are in display order; when any is new, the table is rebuilt in
-        that order (new rows usually belong at the top, where add_row cannot put them)."""
+        ``in_order``: ``rows`` are in display order; when any is new or they changed places,
+        the table is rebuilt in that order (new rows usually belong at the top, where add_row
+        cannot put them)."""
         gone = [key for key in self._shown if key not in rows]
-        rebuild = in_order and any(key not in self._shown for key in rows)
+        rebuild = in_order and list(rows) != [key for key in self._shown if key in rows]
         if rebuild or len(gone) > REBUILD_AFTER_REMOVALS:
             # DataTable.remove_row renumbers every row: past a few, building anew is cheaper.
             self.clear()

@@ -1,4 +1,4 @@
-"""The main screen: status bar and the four panes.
+"""The main screen: status bar and the five panes.
 
 Wide and tall terminals show every pane at once; below ``WIDE`` columns or ``TALL`` rows the
 screen collapses to the focused pane, with a bar naming the others (digits or a click switch).
@@ -14,6 +14,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from wal2http_tui.tui.backfills import BackfillsPane
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.log_pane import LogPane
 from wal2http_tui.tui.monitor import Readings
@@ -36,6 +37,7 @@ class MainScreen(Screen):
         Binding("2", "show_pane(2)", "Sinks", show=False, tooltip="Focus Sinks"),
         Binding("3", "show_pane(3)", "Retries", show=False, tooltip="Focus Retries"),
         Binding("4", "show_pane(4)", "Log", show=False, tooltip="Focus the engine log"),
+        Binding("5", "show_pane(5)", "Backfills", show=False, tooltip="Focus Backfills"),
         Binding("slash", "filter", "Filter", tooltip="Filter transactions by table or xid"),
     ]
 
@@ -52,6 +54,7 @@ class MainScreen(Screen):
             yield SinksPane(id="sinks")
             yield RetriesPane(id="retries")
             yield LogPane(id="log")
+            yield BackfillsPane(id="backfills")
         yield Footer(compact=True)
 
     @property

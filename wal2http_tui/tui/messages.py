@@ -38,6 +38,19 @@ class SinkCommand(Message):
 
 
 @dataclass
+class BackfillCommand(Message):
+    """A pane asks to start a backfill or to steer one; the app applies the read-only rule,
+    opens the start dialog, confirms cancels and calls the engine off the UI thread.
+
+    ``kind``: ``start`` (no ``backfill_id``: the dialog asks what to backfill), or what
+    ``EngineControls.control_backfill`` takes: ``pause``, ``resume`` or ``cancel``.
+    """
+
+    kind: str
+    backfill_id: str = ""
+
+
+@dataclass
 class Inspect(Message):
     """Open the inspector on ``subject``."""
 

@@ -16,7 +16,7 @@ from wal2http_tui.delivery.activity import RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.replication.state import StateSnapshot
 
 if TYPE_CHECKING:
-    from wal2http_tui.engine.controls import EngineControls, SlotHealth
+    from wal2http_tui.engine.controls import BackfillStatus, EngineControls, SlotHealth
 
 RATE_PERIOD = 1.0  # seconds per events/s sample
 RATE_HISTORY = 60
@@ -41,6 +41,7 @@ class Readings:
     retries: list[RetryInfo]
     slot: SlotHealth
     log: list[str]
+    backfills: list[BackfillStatus]
     events_per_second: float | None
     rate_history: list[float]
     retained_history: list[int]
@@ -121,6 +122,7 @@ class Monitor:
             retries=engine.retries(),
             slot=slot,
             log=engine.log_lines(),
+            backfills=engine.backfills(),
             events_per_second=self.rate.current,
             rate_history=list(self.rate.samples),
             retained_history=list(self.slot_trend.samples),

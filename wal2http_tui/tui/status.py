@@ -1,4 +1,5 @@
-"""The status bar: where the changes come from, the engine's state, LSNs, lag, events/s."""
+"""The status bar: where the changes come from, the engine's state, LSNs, lag, events/s, and
+the backfill running, if one is."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.widgets import Sparkline
 
 from wal2http_tui.delivery.activity import SinkState
 from wal2http_tui.replication.state import EngineState
+from wal2http_tui.tui.backfills import running_backfill
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings
 from wal2http_tui.tui.slot_health import slot_summary
@@ -76,10 +78,14 @@ def source_line(readings: Readings) -> Content:
 
 
 def slot_line(readings: Readings) -> Content:
+    """The slot, then its running backfill (before the publication, which a narrow terminal
+    cuts off first: it never changes)."""
     state = readings.state
-    return Content.assemble(
-        "slot ", (state.slot_name, "bold"), " · publication ", (state.publication_name, "bold")
-    )
+    parts: list[Content | str | tuple[str, str]] = ["slot ", (state.slot_name, "bold")]
+    backfill = running_backfill(readings.backfills)
+    if backfill is not None:
+        parts += [" · ", backfill]
+    return Content.assemble(*parts, " · publication ", (state.publication_name, "bold"))
 
 
 def slot_alert(readings: Readings) -> Content | None:
