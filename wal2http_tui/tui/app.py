@@ -314,7 +314,7 @@ class Wal2HttpApp(App[None]):
 HELP_LEGEND_WIDTH = 72
 KEYMAP: list[KeymapSection] = [
     ("Everywhere", [*Wal2HttpApp.BINDINGS, Binding("ctrl+p", "command_palette", "Commands")]),
-    ("Main screen", MainScreen.BINDINGS),
+    ("Main screen", [b for b in MainScreen.BINDINGS if b != MainScreen.HELP_KEY]),
     ("Transactions", TransactionsPane.BINDINGS + TransactionTable.BINDINGS),
     ("Sinks and Retries", SinkControls.BINDINGS + RetryTable.BINDINGS),
     ("Backfills", BackfillsPane.BINDINGS),

@@ -149,7 +149,13 @@ class BackfillsPane(Pane):
             "New",
             tooltip="Start a backfill: tables, sinks, an optional where clause",
         ),
-        Binding("space", "toggle_backfill_pause", "Pause", tooltip="Pause or resume the backfill"),
+        Binding(
+            "space",
+            "toggle_backfill_pause",
+            "Pause",
+            key_display="␣",
+            tooltip="Pause or resume the backfill",
+        ),
         Binding(
             "x",
             "backfill_command('cancel')",

@@ -32,6 +32,9 @@ class MainScreen(Screen):
     CSS_PATH = "main_screen.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL, "-tall")]
+    # The app's key, repeated here so that the footer shows it before the app's other keys:
+    # at 80 columns the panes' keys and the app's do not all fit, and help lists them all.
+    HELP_KEY = Binding("question_mark,f1", "app.help", "Help", tooltip="This keymap")
     BINDINGS = [
         Binding("1", "show_pane(1)", "Transactions", show=False, tooltip="Focus Transactions"),
         Binding("2", "show_pane(2)", "Sinks", show=False, tooltip="Focus Sinks"),
@@ -39,6 +42,7 @@ class MainScreen(Screen):
         Binding("4", "show_pane(4)", "Log", show=False, tooltip="Focus the engine log"),
         Binding("5", "show_pane(5)", "Backfills", show=False, tooltip="Focus Backfills"),
         Binding("slash", "filter", "Filter", tooltip="Filter transactions by table or xid"),
+        HELP_KEY,
     ]
 
     def __init__(self, *, read_only: bool) -> None:

@@ -67,7 +67,13 @@ class SinkControls(Pane):
             "Skip",
             tooltip="Skip the waiting delivery to the dead letters (asks first)",
         ),
-        Binding("space", "toggle_sink_pause", "Pause sink", tooltip="Pause or resume the sink"),
+        Binding(
+            "space",
+            "toggle_sink_pause",
+            "Pause sink",
+            key_display="␣",  # "space" would push the app's keys past 80 columns
+            tooltip="Pause or resume the sink",
+        ),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
