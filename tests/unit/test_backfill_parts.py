@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from wal2http_tui.config.loader import load_config_text
+from wal2http_tui.engine.backfill_control import BackfillRefused, records
 from wal2http_tui.replication.backfill_requests import (
     BackfillMessage,
     BadBackfillMessage,
@@ -118,3 +120,18 @@ def test_a_key_matches_whichever_json_rendered_it():
     from_full_old_row = json.loads('{"region": "eu", "name": "x", "id": 7}')
     assert _canonical(from_key, keys) == _canonical(from_full_old_row, keys)
     assert _canonical(from_key, keys) != _canonical({"id": 7, "region": "us"}, keys)
+
+
+def test_an_unreadable_state_file_is_a_refusal_that_names_it(tmp_path):
+    state = tmp_path / "wal2http-state.sqlite"
+    state.write_text("not a database")
+    text = (
+        'connection_string = "host=/nowhere"\n'
+        f'dead_letter_path = "{tmp_path / "wal2http-dead-letters.sqlite"}"\n'
+        '[[event_sinks.http]]\nname = "h"\nurl = "http://127.0.0.1:9/"\n'
+    )
+    config = load_config_text(text, tmp_path / "wal2http.toml")
+    assert config.state_path == state
+    with pytest.raises(BackfillRefused, match=f"cannot open the state file {state}: file is not"):
+        records(config)
+    assert state.read_text() == "not a database"  # nothing overwritten

@@ -122,12 +122,12 @@ def _opened(config: ReplicationConfig) -> Iterator[BackfillStore]:
     """The engine's state file, which must exist: its key signs the requests."""
     try:
         store = BackfillStore(config.state_path, create=False)
-    except BackfillStoreError as exc:
+        try:
+            yield store
+        finally:
+            store.close()
+    except BackfillStoreError as exc:  # missing, unreadable, or not a state file
         raise BackfillRefused(str(exc)) from exc
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _connect(config: ReplicationConfig) -> psycopg.Connection:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from wal2http_tui.config.files import open_private_sqlite
+from wal2http_tui.replication.positions import PositionError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS backfills (
@@ -43,8 +44,9 @@ class BackfillState:
 FINISHED = (BackfillState.DONE, BackfillState.CANCELLED, BackfillState.FAILED)
 
 
-class BackfillStoreError(Exception):
-    """The state file cannot be read or written; names it and the cause."""
+class BackfillStoreError(PositionError):
+    """The state file cannot be read or written; names it and the cause (a PositionError, as
+    for the slot's positions in the same file, so every command reports it the same way)."""
 
 
 @dataclass(frozen=True)
