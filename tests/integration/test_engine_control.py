@@ -132,7 +132,22 @@ def test_the_ui_steers_a_backfill_and_sees_its_progress(pg, tmp_path):
             with pytest.raises(BackfillRefused, match="is done: nothing to cancel"):
                 engine.control_backfill("cancel", backfill_id)
             reads = receiver.wait_for_events(2000)
+            # a table added to the publication while streaming: its rows can be sent too
+            pg.execute("CREATE TABLE later (id int PRIMARY KEY)")
+            pg.execute("INSERT INTO later SELECT generate_series(1, 50)")
+            pg.execute("ALTER PUBLICATION ctl_pub ADD TABLE later")
+            later_id = engine.start_backfill(["later"])
+            wait_until(
+                lambda: any(
+                    s.record.id == later_id and s.record.state == BackfillState.DONE
+                    for s in engine.backfills()
+                ),
+                what="the new table's backfill done",
+            )
+            events = receiver.wait_for_events(2050)
         finally:
             engine.stop()
     assert sorted(e["new"]["id"] for e in reads) == list(range(1001, 3001))
     assert {e["backfill"]["id"] for e in reads} == {backfill_id}
+    later = [e for e in events if e["table"] == "later"]
+    assert sorted(e["new"]["id"] for e in later) == list(range(1, 51))

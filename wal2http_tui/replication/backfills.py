@@ -58,7 +58,7 @@ from wal2http_tui.replication.backfill_store import (
 )
 from wal2http_tui.replication.deadlines import deadline
 from wal2http_tui.replication.messages import Lsn, RelationInfo, format_lsn
-from wal2http_tui.replication.replica_identity import PublishedTable
+from wal2http_tui.replication.replica_identity import PublishedTable, published_tables
 from wal2http_tui.replication.snapshot import relation_of, text_rows
 from wal2http_tui.replication.transactions import (
     Change,
@@ -141,6 +141,7 @@ class Backfills:
         self,
         store: BackfillStore,
         slot: str,
+        publication: str,
         converter: ValueConverter,
         connect: Callable[[], psycopg.Connection],
         spool: SpoolDirectory,
@@ -151,6 +152,7 @@ class Backfills:
     ) -> None:
         self._store = store
         self._slot = slot
+        self._publication = publication
         self._converter = converter
         self._connect = connect
         self._spool = spool
@@ -275,6 +277,7 @@ class Backfills:
         known = self._records.get(message.id)
         if known is not None and known.state != BackfillState.REQUESTED:
             return  # read again after a reconnect or restart
+        self._read_publication()  # a table added to it since streaming began is backfilled too
         problem, tables = self._tables(message.tables)
         record = BackfillRecord(
             id=message.id,
@@ -296,6 +299,12 @@ class Backfills:
                 f" to {', '.join(message.sinks)}" if message.sinks else "",
             )
         self._save(record)
+
+    def _read_publication(self) -> None:
+        conn = self._sql()
+        with deadline(conn, self._timeout, "reading the publication's tables"):
+            published = published_tables(conn, self._publication, None)
+        self._published = {table.name: table for table in published}
 
     def _tables(self, names: Iterable[str]) -> tuple[str, list[str]]:
         tables = list(names)

@@ -250,6 +250,7 @@ class ReplicationStream:
             self.backfills = Backfills(
                 BackfillStore(positions.path),
                 config.slot_name,
+                config.publication_name,
                 self._converter,
                 lambda: self._connect_sql("backfill"),
                 self._spool,
