@@ -21,7 +21,7 @@ from tests.fakes.engine import (
     toasts,
 )
 from wal2http_tui.tui.app import Wal2HttpApp
-from wal2http_tui.tui.backfills import BackfillsPane, display_order, percent_done
+from wal2http_tui.tui.backfills import BackfillsPane, display_order
 from wal2http_tui.tui.dialogs import ConfirmScreen
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.main_screen import MainScreen
@@ -82,10 +82,10 @@ def test_the_running_backfill_comes_first_the_finished_ones_last_newest_first(wo
 
 def test_progress_is_rows_sent_against_the_estimate_and_100_only_once_done(world):
     statuses = {status.record.id: status for status in world.engine.backfills()}
-    assert percent_done(statuses[RUNNING_BACKFILL]) == 43  # 29,457 of ~68,113
-    assert percent_done(statuses[PAUSED_BACKFILL]) == 24
-    assert percent_done(statuses[FAILED_BACKFILL]) == 0
-    assert percent_done(statuses[DONE_BACKFILL]) == 100
+    assert statuses[RUNNING_BACKFILL].record.percent == 43  # 29,457 of ~68,113
+    assert statuses[PAUSED_BACKFILL].record.percent == 24
+    assert statuses[FAILED_BACKFILL].record.percent == 0
+    assert statuses[DONE_BACKFILL].record.percent == 100
 
 
 async def test_the_pane_shows_each_backfill_its_progress_rate_and_time_left(world):

@@ -22,9 +22,9 @@ HEADER = f"{'ID':<8}  {'STATE':<9}  {'ROWS':>21}  {'SINKS':<14}  {'UPDATED':<19}
 
 def describe(record: BackfillRecord) -> str:
     """One line of ``backfill list`` (the UI's Backfills pane shows the same columns)."""
-    share = f"{100 * record.rows / record.estimate:3.0f}%" if record.estimate else "  -"
+    share = f"{record.percent:3d}%" if record.percent is not None else "  -"
     rows = f"{record.rows:,}/{record.estimate:,} {share}"
-    sinks = ", ".join(record.sinks) or "all"
+    sinks = record.sinks_label
     updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.updated_at))
     tables = ", ".join(t.table + (" ✓" if t.done else "") for t in record.tables)
     where = f" where {record.where}" if record.where else ""

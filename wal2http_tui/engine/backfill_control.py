@@ -74,7 +74,9 @@ def request_start(
         key = store.key()
     timeout = config.server_timeout_secs
     with _connect(config) as conn:
-        chosen = [_published(conn, config, name, timeout) for name in tables]
+        with deadline(conn, timeout, "reading the publication's tables"):
+            published = published_tables(conn, config.publication_name, None)
+        chosen = [_published(conn, config, published, name, timeout) for name in tables]
         estimate = 0
         for table in chosen:
             estimate += _check_where(conn, table, where, timeout)
@@ -146,22 +148,24 @@ def _connect(config: ReplicationConfig) -> psycopg.Connection:
 
 
 def _published(
-    conn: psycopg.Connection, config: ReplicationConfig, name: str, timeout: float
+    conn: psycopg.Connection,
+    config: ReplicationConfig,
+    published: Sequence[PublishedTable],
+    name: str,
+    timeout: float,
 ) -> PublishedTable:
+    """``name``'s table among the ``published`` ones; refused, saying why, when it cannot be
+    backfilled."""
     try:
         parts = split_table_name(name)
     except ValueError as exc:
         raise BackfillRefused(f"{exc}: write a table as schema.table or table") from exc
     schema, table = parts if len(parts) == 2 else ("public", parts[0])
-    with deadline(conn, timeout, "reading the publication's tables"):
-        published = published_tables(conn, config.publication_name, None)
-        found = next((t for t in published if (t.schema, t.table) == (schema, table)), None)
-        if found is None:
-            exists = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", (sql_name(schema, table),)
-            ).fetchone()
     full = sql_name(schema, table)
+    found = next((t for t in published if (t.schema, t.table) == (schema, table)), None)
     if found is None:
+        with deadline(conn, timeout, "looking the table up"):
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (full,)).fetchone()
         if not (exists and exists[0]):
             raise BackfillRefused(f"no table {full} in the database: check the name")
         raise BackfillRefused(

@@ -83,6 +83,21 @@ class BackfillRecord:
         return sum(max(table.estimate, table.rows) for table in self.tables)
 
     @property
+    def percent(self) -> int | None:
+        """Rows sent against the planner's estimate; 100 only once done (estimates run short);
+        None without an estimate."""
+        if self.state == BackfillState.DONE:
+            return 100
+        if not self.estimate:
+            return None
+        return min(99, self.rows * 100 // self.estimate)
+
+    @property
+    def sinks_label(self) -> str:
+        """``all`` for a backfill to every enabled sink (no sinks named)."""
+        return ", ".join(self.sinks) if self.sinks else "all"
+
+    @property
     def current(self) -> TableProgress | None:
         """The first table not done yet."""
         return next((table for table in self.tables if not table.done), None)

@@ -42,25 +42,10 @@ BAR_CELLS = 10
 TABLE_ROWS = 50
 
 
-def percent_done(status: BackfillStatus) -> int | None:
-    """Rows sent against the planner's estimate; 100 only once done (estimates run short)."""
-    record = status.record
-    if record.state == BackfillState.DONE:
-        return 100
-    if not record.estimate:
-        return None
-    return min(99, record.rows * 100 // record.estimate)
-
-
-def sinks_text(sinks: Sequence[str]) -> str:
-    """``all`` for a backfill to every enabled sink (no sinks named)."""
-    return ", ".join(sinks) if sinks else "all"
-
-
 def progress_cell(status: BackfillStatus) -> Text:
     """``━━━━━━────  62%``: the part done in the colour of the state, and heavier, which the
     cursor's row (one colour) still shows."""
-    percent = percent_done(status)
+    percent = status.record.percent
     if percent is None:
         return Text(UNKNOWN)
     filled = percent * BAR_CELLS // 100
@@ -82,7 +67,7 @@ def backfill_row(status: BackfillStatus) -> Row:
         Text(thousands(record.rows), justify="right"),
         Text(thousands(round(status.rows_per_sec)) if running else UNKNOWN, justify="right"),
         Text(human_duration(eta) if eta is not None else UNKNOWN, justify="right"),
-        sinks_text(record.sinks),
+        record.sinks_label,
         tables_cell(tuple(table.table for table in record.tables)),
     )
 
@@ -126,7 +111,7 @@ def running_backfill(statuses: Sequence[BackfillStatus]) -> Content | None:
     status = next((s for s in statuses if s.record.state == BackfillState.RUNNING), None)
     if status is None:
         return None
-    percent = percent_done(status)
+    percent = status.record.percent
     done = f"{percent}%" if percent is not None else f"{thousands(status.record.rows)} rows"
     return Content.assemble(
         "backfill ",
