@@ -5,7 +5,9 @@ pipelining-safe, one 200 per request. It counts requests and events (a JSON arra
 its elements) and, with ``--unique FIELD.PATH``, the distinct values of that field (the soak
 checks every row arrived). ``--flap UP,DOWN`` answers 503 for DOWN seconds after every UP
 seconds (a flapping sink). ``--latency-log`` records commit-to-arrival latency of each event
-(needs ``commit_time`` in the events). ``GET /stats`` answers the counters as JSON.
+(needs ``commit_time`` in the events). ``--delay SECONDS`` holds every answer that long (a
+receiver that takes time to answer, as real webhook endpoints do; answers still go out in
+order). ``GET /stats`` answers the counters as JSON.
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ class Stats:
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats, delay: float = 0.0) -> None:
         self.stats = stats
+        self.delay = delay
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -101,7 +104,14 @@ class Connection(asyncio.Protocol):
             del self.buffer[:total]
             out += self.answer(head, body)
         if out and self.transport is not None:
-            self.transport.write(bytes(out))
+            if self.delay:
+                asyncio.get_running_loop().call_later(self.delay, self._write, bytes(out))
+            else:
+                self.transport.write(bytes(out))
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def answer(self, head: bytes, body: bytes) -> bytes:
         if head.startswith(b"get /stats"):
@@ -123,7 +133,7 @@ async def serve(args: argparse.Namespace) -> None:
     stats = Stats(unique, flap)  # type: ignore[arg-type]
     stats.record_latency = args.latency_log
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Connection(stats), "127.0.0.1", args.port)
+    server = await loop.create_server(lambda: Connection(stats, args.delay), "127.0.0.1", args.port)
     port = server.sockets[0].getsockname()[1]
     if args.port_file:
         with open(args.port_file, "w") as handle:
@@ -139,6 +149,7 @@ def main() -> None:
     parser.add_argument("--unique", help="dotted path of a field whose distinct values to count")
     parser.add_argument("--flap", help="UP,DOWN seconds: answer 503 for DOWN after every UP")
     parser.add_argument("--latency-log", action="store_true")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each answer waits")
     asyncio.run(serve(parser.parse_args()))
 
 

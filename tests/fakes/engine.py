@@ -223,15 +223,20 @@ def _sinks(config: ReplicationConfig) -> dict[str, SinkSnapshot]:
         next_attempt_at=NOW + 60,
         last_error=HOOK0_ERROR,
     )
+    audit_second_retry = replace(
+        audit_retry, event_ids=RETRYING_IDS[1:], attempt=2, next_attempt_at=NOW + 2
+    )
     # (name, kind, target, state, delivered, failed, dead_lettered, queue_depth, last_status,
-    #  latency_p50_ms, latency_p99_ms, last_error, retry, finished_lsn)
+    #  latency_p50_ms, latency_p99_ms, last_error, retries, finished_lsn), then the ordering
     sinks = [
         SinkSnapshot("orders-api", "http", ORDERS_TARGET, "healthy", 1204, 0, 0, 0, 200, 12.4,
-                     48.0, "", None, parse_lsn("0/3000440")),
+                     48.0, "", (), parse_lsn("0/3000440"), ordering="key", in_flight=12,
+                     max_in_flight=64),
         SinkSnapshot("audit", "http", AUDIT_TARGET, "retrying", 1150, 7, 1, 42, 503, 35.0, 210.0,
-                     AUDIT_ERROR, audit_retry, parse_lsn("0/3000290")),
+                     AUDIT_ERROR, (audit_retry, audit_second_retry), parse_lsn("0/3000290"),
+                     ordering="key", in_flight=2, max_in_flight=16),
         SinkSnapshot("hook0", "hook0", HOOK0_TARGET, "failing", 980, 12, 0, 120, None, 80.0,
-                     150.0, HOOK0_ERROR, hook0_retry, parse_lsn("0/3000290")),
+                     150.0, HOOK0_ERROR, (hook0_retry,), parse_lsn("0/3000290"), in_flight=1),
     ]  # fmt: skip
     # what each receives, as the engine says it (Route.summary), where the configuration has it
     routes = {sink.name: Route.of(sink).summary() for sink in config.event_sinks}
@@ -463,7 +468,7 @@ class FakeEngine:
         return list(self._attempts)
 
     def retries(self) -> list[RetryInfo]:
-        return [sink.retry for sink in self._sinks.values() if sink.retry is not None]
+        return [retry for sink in self._sinks.values() for retry in sink.retries]
 
     def slot_health(self) -> SlotHealth:
         return self.slot
@@ -502,7 +507,7 @@ class FakeEngine:
 
     def skip_to_dead_letters(self, name: str) -> bool:
         self.calls.append(("skip_to_dead_letters", name))
-        return self._sink(name).retry is not None
+        return bool(self._sink(name).retries)
 
     def accept_gap(self) -> None:
         self.calls.append(("accept_gap",))

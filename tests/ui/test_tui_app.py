@@ -30,7 +30,7 @@ from wal2http_tui.tui.help import HelpScreen
 from wal2http_tui.tui.inspector import InspectorScreen
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.main_screen import MainScreen
-from wal2http_tui.tui.retries import RetriesPane
+from wal2http_tui.tui.retries import RetriesPane, retry_key
 from wal2http_tui.tui.sinks import SinksPane
 from wal2http_tui.tui.transactions import TransactionsPane, TransactionTable
 
@@ -80,8 +80,9 @@ async def test_the_sinks_pane_says_what_each_sink_receives(world):
     app = world.app()
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        assert "receives" in screen_line(app, "sink", "kind", "state", "p50 / p99")
-        assert "1 table · 3 ops" in screen_line(app, "orders-api", "healthy")
+        assert "receives" in screen_line(app, "sink", "state", "sending", "p50 / p99")
+        assert "1 table · 3 ops" in screen_line(app, "orders-api", "healthy", "12/64")
+        assert "2/16" in screen_line(app, "audit", "retrying")  # requests in flight, of the most
         assert "1 column hidden" in screen_line(app, "audit", "retrying", "35ms / 210ms")
         assert "1 table · 4 ops · 1 column hidden" in screen_line(app, "hook0", "failing")
 
@@ -136,7 +137,7 @@ async def test_p_pauses_and_resumes_replication(world):
 async def test_retry_now_on_a_failing_delivery_reaches_its_sink(world):
     engine = world.engine
     async with world.app().run_test() as pilot:
-        await pilot.press("3", "down", "r")
+        await pilot.press("3", "down", "down", "r")  # audit has two waiting deliveries
         assert controls(engine) == [("retry_now", "hook0")]
 
 
@@ -307,12 +308,15 @@ async def test_retries_show_attempts_out_of_the_limit_or_infinity_and_a_countdow
     async with app.run_test() as pilot:
         await pilot.pause()
         table = app.screen.query_one(RetriesPane).query_one(KeyedTable)
-        assert str(table.get_cell("audit", "attempt")) == "3 of 6"
-        assert str(table.get_cell("hook0", "attempt")) == "12 of ∞"
-        assert str(table.get_cell("audit", "next")) == "in 4.0s"
+        # a sink delivering by key has a row per waiting delivery
+        audit, audit_second, hook0 = (retry_key(retry) for retry in world.engine.retries())
+        assert str(table.get_cell(audit, "attempt")) == "3 of 6"
+        assert str(table.get_cell(audit_second, "attempt")) == "2 of 6"
+        assert str(table.get_cell(hook0, "attempt")) == "12 of ∞"
+        assert str(table.get_cell(audit, "next")) == "in 4.0s"
         world.clock.advance(3)
         app.poll()
-        assert str(table.get_cell("audit", "next")) == "in 1.0s"
+        assert str(table.get_cell(audit, "next")) == "in 1.0s"
 
 
 async def test_reconnecting_shows_a_countdown_and_the_error(world):

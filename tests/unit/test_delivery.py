@@ -196,8 +196,8 @@ def test_skip_dead_letters_a_blocked_delivery(tmp_path):
         dispatcher.add(sink)
         sink.start()
         dispatch(dispatcher, transaction(tmp_path, 1, 1, end_lsn=500))
-        wait_until(lambda: sink.stats.retry is not None, what="a retry pending")
-        assert sink.stats.retry.event_ids
+        wait_until(lambda: bool(sink.stats.retries), what="a retry pending")
+        assert next(iter(sink.stats.retries.values())).event_ids
         sink.skip_to_dead_letters()
         wait_until(lambda: dispatcher.confirmed_lsn() == 500, what="skipped")
         dispatcher.stop(1)

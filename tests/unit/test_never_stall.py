@@ -50,13 +50,14 @@ def test_an_endless_body_is_read_up_to_the_cap_and_the_connection_closed():
     with HostileReceiver("endless") as receiver:
         client = HttpClient(timeout=5)
         started = time.monotonic()
-        answer, attempt = client.send_request(receiver.url, "POST", b"{}", {})
+        answer = client.exchange("POST", receiver.url, content=b"{}")
+        attempt = client.send_request(receiver.url, "POST", b"{}", {})
         elapsed = time.monotonic() - started
         client.close()
     assert answer.status == 200
     assert len(answer.body) == RESPONSE_BODY_CAP and answer.truncated
     assert attempt.body_truncated
-    assert elapsed < 2
+    assert elapsed < 4  # two requests, neither read to the end
 
 
 def test_the_timeout_bounds_the_whole_attempt_when_the_body_drips():
@@ -78,7 +79,7 @@ def test_the_timeout_bounds_the_whole_attempt_when_the_body_drips():
     [
         ("redirect", "answered 307 redirecting to http://127.0.0.1:1/elsewhere: update the url"),
         ("not_http", "answered with something that is not valid HTTP/1.1"),
-        ("cut_short", "cut its answer short that is not valid HTTP/1.1"),
+        ("cut_short", "cut its answer short"),
         ("silent", "timed out waiting for an answer"),
     ],
 )

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wal2http_tui.delivery.ordering import BARRIER, Completion, KeyScheduler
+from wal2http_tui.delivery.ordering import BARRIER, Completion, KeyScheduler, order_key
+from wal2http_tui.replication.transactions import Change
 
 
 class Event:
@@ -30,8 +31,10 @@ def _run(keys: list, limit: int, seed: int, per_tx: int = 3):
     scheduler: KeyScheduler[Event] = KeyScheduler(limit)
     completion = Completion()
     events = [Event(i, key, 100 + i // per_tx) for i, key in enumerate(keys)]
-    for lsn in sorted({e.lsn for e in events}):
-        completion.add(lsn, sum(e.lsn == lsn for e in events))
+    tokens = {
+        lsn: completion.add(lsn, sum(e.lsn == lsn for e in events))
+        for lsn in sorted({e.lsn for e in events})
+    }
     for event in events:
         scheduler.add(event, event.key)
     started: list[Event] = []
@@ -54,7 +57,7 @@ def _run(keys: list, limit: int, seed: int, per_tx: int = 3):
         rng.shuffle(in_flight)
         for event in in_flight[: rng.randint(1, len(in_flight))]:
             scheduler.finish(event)
-            completion.finished(event.lsn)
+            completion.finished(tokens[event.lsn])
             finished.add(event.number)
             confirmations.append((completion.confirmed, set(finished)))
         in_flight = [e for e in in_flight if e.number not in finished]
@@ -103,17 +106,58 @@ def test_a_barrier_waits_for_what_came_before_and_holds_what_comes_after():
 
 def test_the_confirmed_position_stops_at_the_first_unfinished_transaction():
     completion = Completion(confirmed=50)
-    completion.add(100, 2)
-    completion.add(200, 1)
+    first = completion.add(100, 2)
+    second = completion.add(200, 1)
     completion.add(300, 0)  # nothing for this sink: finished once everything before it is
-    completion.finished(200)
+    completion.finished(second)
     assert completion.confirmed == 50
-    completion.finished(100)
+    completion.finished(first)
     assert completion.confirmed == 50
-    completion.finished(100)
+    completion.finished(first)
     assert completion.confirmed == 300 and completion.unfinished == 0
-    with pytest.raises(ValueError, match="commit order"):
-        completion.add(250, 1)
-    completion.add(400, 1)
+    completion.add(250, 0)  # out of order: never takes the position back
+    assert completion.confirmed == 300
+    fourth = completion.add(400, 1)
     with pytest.raises(ValueError, match="more events finished"):
-        completion.finished(400, 2)
+        completion.finished(fourth, 2)
+
+
+def test_a_transaction_built_a_little_at_a_time_is_not_finished_before_it_is_sealed():
+    completion = Completion()
+    big = completion.begin(100)
+    completion.count(big)
+    completion.finished(big)  # its only event so far is done, but more may come
+    assert completion.confirmed == 0
+    completion.count(big, 2)
+    completion.seal(big)
+    completion.finished(big, 2)
+    assert (completion.confirmed, completion.done) == (100, big)
+    same_lsn = completion.add(100, 0)  # a backfill chunk may end where a transaction did
+    assert completion.done == same_lsn
+    later = completion.begin(200)
+    completion.count(later)
+    completion.seal(later)
+    with pytest.raises(ValueError, match="sealed"):
+        completion.count(later)
+
+
+def _change(op: str, key: str | None, old: str | None = None) -> Change:
+    return Change(op, "public", "t", None, old, key)
+
+
+def test_order_keys_are_the_row_the_table_or_a_barrier():
+    row = order_key(_change("insert", '{"id": 1}'))
+    assert (
+        row
+        == order_key(_change("update", '{"id": 1}'))
+        == order_key(_change("delete", '{"id": 1}'))
+    )
+    assert row != order_key(_change("insert", '{"id": 2}'))
+    assert order_key(_change("insert", None)) == ("public", "t")  # no key: the table's order
+    assert order_key(_change("truncate", None)) is BARRIER
+    assert order_key(_change("message", None)) is BARRIER
+    # an update that moves the row to another key is ordered with both keys
+    assert order_key(_change("update", '{"id": 2}', old='{"id": 1}')) is BARRIER
+    # REPLICA IDENTITY FULL sends the old row with every update: same key, same lane
+    full_old = '{"id": 1, "note": "before"}'
+    assert order_key(_change("update", '{"id": 1}', old=full_old)) == row

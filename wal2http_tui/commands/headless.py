@@ -27,13 +27,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    quiet_http_client_logs()
-
-
-def quiet_http_client_logs() -> None:
-    """httpx logs every request at INFO; the sinks log what matters (failures, state)."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def run_headless(

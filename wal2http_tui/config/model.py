@@ -29,6 +29,8 @@ SINK_KINDS = ("http", "hook0")
 LEGACY_HTTP_KEY = "http"  # the seed's single [http] table, read as an HTTP sink
 EVENT_FORMATS = ("json", "debezium", "cloudevents")
 ON_FAILURE_CHOICES = ("block", "dead_letter")
+ORDERING_CHOICES = ("commit", "key")
+MAX_IN_FLIGHT = 256
 HTTP_METHODS = ("POST", "PUT", "PATCH")
 # What a publication may publish (CREATE PUBLICATION ... WITH (publish = '...')).
 PUBLISHED_OPERATIONS = ("insert", "update", "delete", "truncate")
@@ -58,6 +60,10 @@ class BaseSinkConfig:
     retry_backoff_ms: int = 500
     retry_max_backoff_secs: float = 60.0
     on_failure: str = "block"
+    # "commit": every event in commit order, one request at a time. "key": the events of one
+    # row in commit order, one at a time; different rows concurrently, up to max_in_flight.
+    ordering: str = "commit"
+    max_in_flight: int = 16
     verify_tls: bool = True
     ca_file: Path | None = None
     # Routing: the tables (patterns) and operations this sink receives, None for all; the
@@ -203,13 +209,14 @@ HTTP_SINK_KEYS = _table_keys(
     HttpSinkConfig,
     "name enabled url tables ops exclude_columns method timeout retries auth_header headers "
     "event_format signing_secret batch_max_events verify_tls ca_file retry_backoff_ms "
-    "retry_max_backoff_secs on_failure",
+    "retry_max_backoff_secs on_failure ordering max_in_flight",
 )
 HOOK0_SINK_KEYS = _table_keys(
     Hook0SinkConfig,
     "name enabled api_url api_key application_id organization_id tables ops exclude_columns "
     "labels event_format timeout "
-    "retries retry_backoff_ms retry_max_backoff_secs on_failure verify_tls ca_file",
+    "retries retry_backoff_ms retry_max_backoff_secs on_failure ordering max_in_flight verify_tls "
+    "ca_file",
 )
 SECRET_SINK_KEYS = tuple(
     config_field.name

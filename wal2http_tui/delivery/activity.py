@@ -90,9 +90,12 @@ class SinkSnapshot:
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     last_error: str
-    retry: RetryInfo | None
+    retries: tuple[RetryInfo, ...]  # the deliveries waiting to be retried, oldest first
     finished_lsn: int
     receives: str = "everything"  # the sink's filters, in short (Route.summary)
+    ordering: str = "commit"
+    in_flight: int = 0  # requests on their way
+    max_in_flight: int = 1
 
 
 class SinkStats:
@@ -109,7 +112,11 @@ class SinkStats:
         self.dead_lettered = 0
         self.last_status: int | None = None
         self.last_error = ""
-        self.retry: RetryInfo | None = None
+        # by delivery (0 under commit order); replaced, never changed in place, so readers can copy
+        self.retries: dict[int, RetryInfo] = {}
+        self.in_flight = 0
+        self.ordering = "commit"
+        self.max_in_flight = 1
         self.latencies: deque[float] = deque(maxlen=2000)
 
     def snapshot(self, queue_depth: int, finished_lsn: int) -> SinkSnapshot:
@@ -127,9 +134,12 @@ class SinkStats:
             latency_p50_ms=_percentile(latencies, 0.50),
             latency_p99_ms=_percentile(latencies, 0.99),
             last_error=self.last_error,
-            retry=self.retry,
+            retries=tuple(self.retries.values()),
             finished_lsn=finished_lsn,
             receives=self.receives,
+            ordering=self.ordering,
+            in_flight=self.in_flight,
+            max_in_flight=self.max_in_flight,
         )
 
 

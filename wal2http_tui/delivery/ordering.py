@@ -1,30 +1,56 @@
 """Per-row order with concurrency (``ordering = "key"``, the concurrent-delivery issue): which
 events may be in flight together, and how far a sink is finished when they complete out of
-order. Not wired into ``SinkWorker`` yet: the worker still sends one request at a time.
+order; and which order key an event has.
 
 ``KeyScheduler`` takes events in commit order, each with an order key: events of one key go out
 one at a time, in commit order; events of different keys may be in flight together, up to a
 limit. A barrier (key ``BARRIER``: truncates, logical messages) waits until everything before
 it is finished, and everything after it waits for the barrier.
 
-``Completion`` takes each transaction (its end LSN and its number of events) in commit order
-and the events as they finish, in any order; ``confirmed`` is the end LSN of the last
+``Completion`` takes each transaction in commit order, counts its events as they are built,
+and takes the events as they finish, in any order; ``confirmed`` is the end LSN of the last
 transaction of which every event, and every event of every transaction before it, is finished:
 what the acknowledgement rule may confirm for this sink.
+
+``order_key`` is the rule for which events must keep their order: those of one row (table and
+key); of one table when its rows have no key; a truncate, a logical message, or an update that
+changes a row's key is a barrier.
 """
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from wal2http_tui.replication.messages import Lsn
+from wal2http_tui.replication.transactions import Change
 
 Item = TypeVar("Item")
 
 BARRIER: Hashable = object()  # the order key of an event everything else waits around
+
+
+def order_key(change: Change) -> Hashable:
+    """What ``change`` keeps its order with (see the module docstring)."""
+    if change.op in ("truncate", "message"):
+        return BARRIER
+    if change.key is None:  # no replica identity: the table's changes keep their order
+        return (change.schema, change.table)
+    if change.op == "update" and change.old is not None and _key_changed(change):
+        return BARRIER  # the row leaves one key for another: ordered with both
+    return (change.schema, change.table, change.key)
+
+
+def _key_changed(change: Change) -> bool:
+    """An update whose old row (sent for a changed key, or every time under REPLICA IDENTITY
+    FULL) has other key values than the new row."""
+    assert change.key is not None and change.old is not None
+    old = json.loads(change.old)
+    key = json.loads(change.key)
+    return any(name not in old or old[name] != value for name, value in key.items())
 
 
 @dataclass
@@ -103,28 +129,63 @@ class KeyScheduler(Generic[Item]):
             self._epochs.popleft()
 
 
+class _Open:
+    __slots__ = ("end_lsn", "left", "sealed")
+
+    def __init__(self, end_lsn: Lsn) -> None:
+        self.end_lsn = end_lsn
+        self.left = 0  # events counted and not finished
+        self.sealed = False  # every event of it has been counted
+
+
 class Completion:
-    """How far a sink is finished, when its events finish out of order."""
+    """How far a sink is finished, when its events finish out of order.
+
+    A transaction is ``begin``-ed in commit order, which gives it a token; its events are
+    ``count``-ed as they are built (a big transaction is never built whole), it is ``seal``-ed
+    once all are, and they are ``finished`` in any order. ``done`` is the token, and
+    ``confirmed`` the end LSN, of the last transaction finished with everything before it.
+    """
 
     def __init__(self, confirmed: Lsn = 0) -> None:
         self.confirmed = confirmed
-        self._last = confirmed  # the end LSN of the last transaction added
-        self._open: OrderedDict[Lsn, int] = OrderedDict()  # end LSN -> events unfinished
+        self.done = 0  # tokens start at 1
+        self._last_token = 0
+        self._last_lsn = confirmed
+        self._open: OrderedDict[int, _Open] = OrderedDict()
 
-    def add(self, end_lsn: Lsn, events: int) -> None:
-        """A transaction, in commit order, with the number of events it has for the sink."""
-        if end_lsn <= self._last:
-            raise ValueError("transactions are added in commit order")
-        self._last = end_lsn
-        self._open[end_lsn] = events
+    def begin(self, end_lsn: Lsn) -> int:
+        """A transaction, in commit order: its token. ``confirmed`` never goes back: an end LSN
+        below the last one counts as the last one."""
+        end_lsn = self._last_lsn = max(end_lsn, self._last_lsn)
+        self._last_token += 1
+        self._open[self._last_token] = _Open(end_lsn)
+        return self._last_token
+
+    def count(self, token: int, events: int = 1) -> None:
+        entry = self._open[token]
+        if entry.sealed:
+            raise ValueError(f"transaction {token} is sealed: no more events are counted")
+        entry.left += events
+
+    def seal(self, token: int) -> None:
+        """Every event of the transaction has been counted."""
+        self._open[token].sealed = True
         self._advance()
 
-    def finished(self, end_lsn: Lsn, events: int = 1) -> None:
-        """``events`` of the transaction ending at ``end_lsn`` are finished."""
-        left = self._open[end_lsn] - events
-        if left < 0:
-            raise ValueError(f"more events finished than the transaction at {end_lsn} has")
-        self._open[end_lsn] = left
+    def add(self, end_lsn: Lsn, events: int) -> int:
+        """A transaction whose events are all known at once: begin, count and seal."""
+        token = self.begin(end_lsn)
+        self.count(token, events)
+        self.seal(token)
+        return token
+
+    def finished(self, token: int, events: int = 1) -> None:
+        """``events`` of the transaction ``token`` are finished."""
+        entry = self._open[token]
+        if events > entry.left:
+            raise ValueError(f"more events finished than transaction {token} has")
+        entry.left -= events
         self._advance()
 
     @property
@@ -134,8 +195,9 @@ class Completion:
 
     def _advance(self) -> None:
         while self._open:
-            lsn, left = next(iter(self._open.items()))
-            if left:
+            token, entry = next(iter(self._open.items()))
+            if entry.left or not entry.sealed:
                 return
             self._open.popitem(last=False)
-            self.confirmed = lsn
+            self.done = token
+            self.confirmed = entry.end_lsn

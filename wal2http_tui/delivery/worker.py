@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.delivery.activity import (
@@ -33,6 +34,7 @@ from wal2http_tui.delivery.activity import (
     SinkStats,
 )
 from wal2http_tui.delivery.dead_letters import DeadLetterError, DeadLetterStore
+from wal2http_tui.delivery.keyed import KeyedDelivery
 from wal2http_tui.delivery.retry import RetryPolicy
 from wal2http_tui.event_sinks.event_processor import Event, EventProcessor
 from wal2http_tui.event_sinks.http_client import RESPONSE_BODY_CAP
@@ -78,6 +80,8 @@ class SinkWorker:
         self.queue_max_events = queue_max_events
         self.stall_warning_secs = stall_warning_secs
         self.stats = SinkStats(sink.name, sink.kind, sink.describe_target(), sink.route.summary())
+        self.stats.ordering = sink.ordering
+        self.stats.max_in_flight = sink.max_in_flight
         self.finished_lsn = 0
         self._queue: deque[Transaction] = deque()  # unfinished, in commit order
         self._started = 0  # how many at the front of the queue the thread has begun
@@ -151,7 +155,7 @@ class SinkWorker:
         with self._state_lock:
             self._paused = False
             self._show_state()
-        self._wake.set()
+        self.poke()
 
     @property
     def paused(self) -> bool:
@@ -159,17 +163,23 @@ class SinkWorker:
 
     def retry_now(self) -> None:
         """Cut the current backoff short."""
+        self.poke()
+
+    def poke(self) -> None:
+        """Wake the worker thread to look again (at its retries, its pause, its queue)."""
         self._wake.set()
+        with self._cond:
+            self._cond.notify_all()
 
     def skip_to_dead_letters(self) -> bool:
         """Dead-letter the delivery that is waiting to be retried, and move on. False (and
         nothing is armed) when no delivery is waiting: the request applies to the state it was
         made in, never to a later failure."""
         with self._state_lock:
-            if self.stats.retry is None:
+            if not self.stats.retries:
                 return False
             self._skip_requested = True
-        self._wake.set()
+        self.poke()
         return True
 
     def retire(self) -> None:
@@ -212,7 +222,7 @@ class SinkWorker:
                 tx.sinks is not None and self.name not in tx.sinks
             ) or not self.sink.route.wants_any(tx.changes.kinds):
                 # finished for this sink at once: it never holds back the confirmed LSN
-                self._mark(tx, Mark.FILTERED if tx.size else Mark.DELIVERED)
+                self.mark(tx, Mark.FILTERED if tx.size else Mark.DELIVERED)
                 return True
             if self._queue_full(weight):
                 self._cond.wait(timeout)
@@ -286,7 +296,7 @@ class SinkWorker:
         else:
             log.info("sink %s: %s", self.name, state)
 
-    def _check_stall(self) -> None:
+    def check_stall(self) -> None:
         since = self._waiting_since
         stalled = bool(
             self.stall_warning_secs
@@ -298,19 +308,27 @@ class SinkWorker:
                 self._stalled = stalled
                 self._show_state()
 
-    def _delivered(self, count: int) -> None:
+    def delivered(self, count: int, delivery: int = 0) -> None:
+        """``count`` events of ``delivery`` are delivered (or dead-lettered, with 0): it waits
+        for no retry any more, and the sink is healthy once nothing else does."""
         self.stats.delivered += count
-        self.stats.retry = None
+        self.clear_retry(delivery)
         with self._cond:
             self._waiting_since = time.monotonic() if self._queue else None
         with self._state_lock:
-            self._skip_requested = False
+            if delivery == 0:
+                self._skip_requested = False
             self._stalled = False
-            self._delivery_state = SinkState.HEALTHY
+            if not self.stats.retries:
+                self._delivery_state = SinkState.HEALTHY
             self._show_state()
 
+    def clear_retry(self, delivery: int) -> None:
+        if delivery in self.stats.retries:
+            self.stats.retries = {k: v for k, v in self.stats.retries.items() if k != delivery}
+
     # -- the worker thread ---------------------------------------------------------------------
-    def _past_deadline(self) -> bool:
+    def past_deadline(self) -> bool:
         return self._stopping and time.monotonic() >= (self._drain_deadline or 0)
 
     def _next_transaction(self, block: bool) -> Transaction | None:
@@ -319,7 +337,7 @@ class SinkWorker:
         Transactions stay queued until finished, so an unfinished one is never lost."""
         with self._cond:
             while True:
-                if self._past_deadline():
+                if self.past_deadline():
                     return None
                 if len(self._queue) > self._started:
                     tx = self._queue[self._started]
@@ -330,22 +348,27 @@ class SinkWorker:
                 self._cond.wait(0.5)
 
     def _run(self) -> None:
+        keyed = KeyedDelivery(self) if self.sink.ordering == "key" else None
+        step = keyed.step if keyed else self._deliver_next_batch
+        start_over = keyed.start_over if keyed else self.rewind
         failures = 0
         try:
             while True:
                 try:
-                    if not self._deliver_next_batch():
+                    if not step():
                         return
                     failures = 0
                 except _Stopped:
                     return
                 except Exception as exc:  # the thread must never end silently
                     failures += 1
-                    self._unexpected(exc)
+                    self.unexpected(exc)
                     self._set_delivery_state(SinkState.FAILING)
-                    self._start_over()
+                    start_over()
                     self._sleep(self.retry.delay(failures) or 0.1)
         finally:
+            if keyed is not None:
+                keyed.close()  # waits for the requests in flight (each bounded by the timeout)
             with self._state_lock:
                 self._ended = True
                 self._show_state()
@@ -354,12 +377,10 @@ class SinkWorker:
     def _deliver_next_batch(self) -> bool:
         """Build one batch of events (at most ``batch_max_events``, across transactions),
         deliver it, finish the transactions it completes; False when stopped."""
-        if self._past_deadline():
+        if self.past_deadline():
             return False
         batch_size = max(1, self.sink.batch_max_events)
         cursor = self._cursor
-        route = self.sink.route
-        filtering = not route.everything
         keyed = self.sink.keyed_batches
         events: list[Event] = []
         completes: list[tuple[Transaction, bool]] = []  # and whether the route filtered it all
@@ -367,26 +388,13 @@ class SinkWorker:
             if cursor.pending is not None:
                 event, cursor.pending = cursor.pending, None
             else:
-                if cursor.tx is None:
-                    tx = self._next_transaction(block=not events and not completes)
-                    if tx is None:
-                        break
-                    self._mark(tx, Mark.IN_FLIGHT)
-                    cursor.begin(tx)
-                assert cursor.tx is not None and cursor.changes is not None
-                change = next(cursor.changes, None)
-                if change is None:
-                    completes.append((cursor.tx, filtering and not cursor.produced))
-                    cursor.end()
+                built = self.next_event(block=not events and not completes)
+                if built is None:
+                    break
+                if built.event is None:
+                    completes.append((built.tx, built.filtered))
                     continue
-                seq = cursor.seq  # every change counts, so ids do not depend on the route
-                cursor.seq = seq + 1
-                if filtering:
-                    if not route.wants(change.op, change.schema, change.table):
-                        continue
-                    change = route.project(change)
-                    cursor.produced = True
-                event = self.processor.process_event(cursor.tx, change, seq)
+                event = built.event
             if keyed:
                 key = self.sink.batch_key(event)
                 if not events:
@@ -400,17 +408,81 @@ class SinkWorker:
         if events:
             self._deliver(events)
         for tx, filtered in completes:
-            self._finish(tx, filtered=filtered)
+            self.finish(tx, filtered=filtered)
         return True
 
-    def _start_over(self) -> None:
+    def next_event(self, *, block: bool) -> Built | None:
+        """The next event of the queued transactions, in commit order, and after a
+        transaction's last event its end (``event`` None); None when nothing is queued (after
+        waiting, with ``block``) or when stopping."""
+        cursor = self._cursor
+        route = self.sink.route
+        filtering = not route.everything
+        while True:
+            if cursor.tx is None:
+                tx = self._next_transaction(block)
+                if tx is None:
+                    return None
+                self.mark(tx, Mark.IN_FLIGHT)
+                cursor.begin(tx)
+            assert cursor.tx is not None and cursor.changes is not None
+            change = next(cursor.changes, None)
+            if change is None:
+                end = Built(cursor.tx, None, None, filtered=filtering and not cursor.produced)
+                cursor.end()
+                return end
+            seq = cursor.seq  # every change counts, so ids do not depend on the route
+            cursor.seq = seq + 1
+            projected = change
+            if filtering:
+                if not route.wants(change.op, change.schema, change.table):
+                    continue
+                projected = route.project(change)
+                cursor.produced = True
+            return Built(cursor.tx, self.processor.process_event(cursor.tx, projected, seq), change)
+
+    def wait_for_work(self, ready: Callable[[], bool], timeout: float) -> None:
+        """Sleep until ``ready()`` holds (checked under the queue's lock, which every new
+        transaction, finished request and poke notifies) or ``timeout`` passes."""
+        with self._cond:
+            if not ready():
+                self._cond.wait(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def condition(self) -> threading.Condition:
+        """The queue's lock and condition: whoever changes what the worker waits for
+        notifies it."""
+        return self._cond
+
+    def take_skip_request(self) -> bool:
+        """Whether the operator asked to skip the waiting deliveries (once)."""
+        with self._state_lock:
+            requested, self._skip_requested = self._skip_requested, False
+        return requested
+
+    def take_wake(self) -> bool:
+        """Whether the operator asked for a retry now, a resume or a skip (once)."""
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
+    @property
+    def has_unbuilt(self) -> bool:
+        """A queued transaction has changes not yet made into events."""
+        return self._cursor.tx is not None or len(self._queue) > self._started
+
+    def rewind(self) -> None:
         """After an unexpected error: begin again at the first unfinished transaction (events
         already delivered from it are sent again, with the same ids)."""
         self._cursor.end()
         with self._cond:
             self._started = 0
 
-    def _unexpected(self, exc: Exception) -> str:
+    def unexpected(self, exc: Exception) -> str:
         """Log an unexpected error with its traceback, once per distinct error; its message."""
         message = f"unexpected error in the {self.sink.kind} sink: {type(exc).__name__}: {exc}"
         self.stats.last_error = message
@@ -419,12 +491,12 @@ class SinkWorker:
             log.error("sink %s: %s", self.name, message, exc_info=exc)
         return message
 
-    def _finish(self, tx: Transaction, *, filtered: bool = False) -> None:
+    def finish(self, tx: Transaction, *, filtered: bool = False) -> None:
         weight = _weight(tx)
         if filtered and tx.size:
-            self._mark(tx, Mark.FILTERED)
+            self.mark(tx, Mark.FILTERED)
         elif tx.marks.get(self.name) != Mark.DEAD_LETTERED:
-            self._mark(tx, Mark.DELIVERED)
+            self.mark(tx, Mark.DELIVERED)
         with self._cond:
             finished = self._queue.popleft()
             assert finished is tx, "transactions finish in the order they were queued"
@@ -434,7 +506,7 @@ class SinkWorker:
             self._cond.notify_all()
         tx.changes.release()
 
-    def _mark(self, tx: Transaction, mark: str) -> None:
+    def mark(self, tx: Transaction, mark: str) -> None:
         tx.marks[self.name] = mark
 
     def _deliver(self, events: list[Event]) -> None:
@@ -442,27 +514,30 @@ class SinkWorker:
         attempt = 0
         first_failure = 0.0
         while True:
-            self._wait_while_paused()
-            if self._past_deadline():
+            self.wait_while_paused()
+            if self.past_deadline():
                 raise _Stopped
-            self._check_stall()
+            self.check_stall()
             attempt += 1
             started = time.monotonic()
             unexpected = False
+            self.stats.in_flight = 1
             try:
                 result = self.sink.on_batch(events)
             except DeliveryError as failure:
                 error = failure
             except Exception as exc:  # a bug or a library's surprise: a retryable failure
-                error = DeliveryError(self._unexpected(exc), retryable=True)
+                error = DeliveryError(self.unexpected(exc), retryable=True)
                 unexpected = True
             else:
-                self._record(events, attempt, started, result, "")
-                self._note_long_answer(result)
-                self._delivered(len(events))
+                self.stats.in_flight = 0
+                self.record(events, attempt, time.monotonic() - started, result, "")
+                self.note_long_answer(result)
+                self.delivered(len(events))
                 return
+            self.stats.in_flight = 0
             first_failure = first_failure or time.time()
-            self._record(events, attempt, started, error.attempt, str(error))
+            self.record(events, attempt, time.monotonic() - started, error.attempt, str(error))
             exhausted = not error.retryable or attempt > self.retry.retries
             if self._skip_requested or (exhausted and self.retry.on_failure == "dead_letter"):
                 with self._state_lock:
@@ -471,11 +546,11 @@ class SinkWorker:
                     for event in events:  # find the event the receiver refuses
                         self._deliver([event])
                     return
-                self._dead_letter(events, str(error), attempt, first_failure)
+                self.dead_letter(events, str(error), attempt, first_failure)
                 return
             self._wait_retry(events, attempt, error, exhausted, failing=exhausted or unexpected)
 
-    def _note_long_answer(self, result: Attempt) -> None:
+    def note_long_answer(self, result: Attempt) -> None:
         if result.body_truncated and not self._long_answers_reported:
             self._long_answers_reported = True
             log.warning(
@@ -494,6 +569,22 @@ class SinkWorker:
         *,
         failing: bool,
     ) -> None:
+        self._sleep(self.retry_later(0, events, attempt, error, exhausted, failing=failing))
+
+    def retry_later(
+        self,
+        delivery: int,
+        events: list[Event],
+        attempt: int,
+        error: DeliveryError,
+        exhausted: bool,
+        *,
+        failing: bool,
+    ) -> float:
+        """Record that ``delivery`` (its ``events``) failed ``attempt`` and waits for another:
+        in the Retries pane, the sink's state and the log. The seconds to wait: what the
+        receiver asked (capped), the longest backoff once the retries are used up, else the
+        policy's backoff."""
         if error.retry_after is not None:
             delay = min(error.retry_after, MAX_RETRY_AFTER_SECS)
         elif exhausted:
@@ -501,7 +592,7 @@ class SinkWorker:
         else:
             delay = self.retry.delay(attempt)
         first = events[0]
-        self.stats.retry = RetryInfo(
+        info = RetryInfo(
             sink=self.name,
             event_ids=tuple(e.event_id for e in events),
             table_op=f"{first.schema}.{first.table} {first.op}" if first.schema else first.op,
@@ -510,6 +601,7 @@ class SinkWorker:
             next_attempt_at=time.time() + delay,
             last_error=str(error),
         )
+        self.stats.retries = {**self.stats.retries, delivery: info}
         self._set_delivery_state(SinkState.FAILING if failing else SinkState.RETRYING)
         log.warning(
             "sink %s: attempt %d failed (%s); next attempt in %.1fs",
@@ -518,15 +610,15 @@ class SinkWorker:
             error,
             delay,
         )
-        self._sleep(delay)
+        return delay
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by retry-now, skip or stop (stop past the drain deadline aborts)."""
         deadline = time.monotonic() + seconds
         while True:
-            if self._past_deadline():
+            if self.past_deadline():
                 raise _Stopped
-            self._check_stall()
+            self.check_stall()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -535,14 +627,15 @@ class SinkWorker:
                 if not self._stopping:
                     return
 
-    def _wait_while_paused(self) -> None:
+    def wait_while_paused(self) -> None:
         while self._paused:
             self._sleep(0.5)
 
-    def _record(
-        self, events: list[Event], attempt: int, started: float, result: Attempt, error: str
+    def record(
+        self, events: list[Event], attempt: int, seconds: float, result: Attempt, error: str
     ) -> None:
-        latency_ms = (time.monotonic() - started) * 1000
+        """One attempt that took ``seconds``: in the counters and the inspector's feed."""
+        latency_ms = seconds * 1000
         ok = not error
         if ok:
             self.stats.latencies.append(latency_ms)
@@ -567,9 +660,16 @@ class SinkWorker:
             )
         )
 
-    def _dead_letter(
-        self, events: list[Event], reason: str, attempts: int, first_failure: float
+    def dead_letter(
+        self,
+        events: list[Event],
+        reason: str,
+        attempts: int,
+        first_failure: float,
+        delivery: int = 0,
     ) -> None:
+        """Store ``events`` as dead letters (blocking, and saying why, while the file cannot
+        be written: never dropped), and count them settled."""
         failures = 0
         while True:
             try:
@@ -589,7 +689,18 @@ class SinkWorker:
                 self._sleep(min(30.0, 0.5 * 2**failures))
         self.stats.dead_lettered += len(events)
         log.warning("sink %s: %d event(s) dead-lettered: %s", self.name, len(events), reason)
-        self._delivered(0)
+        self.delivered(0, delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """What ``next_event`` returns: an event of ``tx`` built from ``change`` (as PostgreSQL
+    sent it, before the route's projection), or the end of ``tx`` (``event`` None)."""
+
+    tx: Transaction
+    event: Event | None
+    change: Change | None
+    filtered: bool = False  # at the end: the route let none of the changes through
 
 
 class _Cursor:

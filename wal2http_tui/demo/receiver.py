@@ -96,8 +96,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         receiver = self.server.receiver
-        if receiver.latency:
-            time.sleep(receiver.latency)
+        receiver._arrived()
+        try:
+            self._answer(receiver, body)
+        finally:
+            receiver._answered()
+
+    def _answer(self, receiver: WebhookReceiver, body: bytes) -> None:
+        delay = receiver.latency + receiver._jitter()
+        if delay:
+            time.sleep(delay)
         fault = receiver._next_fault()
         if fault is not None and fault.reset:
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
@@ -137,13 +145,18 @@ class WebhookReceiver:
         keep: int | None = None,
         tls: ssl.SSLContext | None = None,
         latency: float = 0.0,
+        jitter: float = 0.0,
     ) -> None:
         """``failure_rate``: share of requests answered 503 (retryable); ``reject_rate``: share
         answered 422 (permanent); ``keep``: how many requests and events to remember (all by
         default; the demo bounds it), while ``accepted`` counts every event; ``tls``: serve
-        HTTPS with this server context."""
+        HTTPS with this server context; ``latency`` and ``jitter``: every answer waits
+        ``latency`` seconds plus a random share of ``jitter`` (a slow receiver)."""
         self.tls = tls
-        self.latency = latency  # seconds every answer is delayed by (a slow receiver)
+        self.latency = latency
+        self.jitter = jitter
+        self.at_once = 0  # requests being answered now
+        self.most_at_once = 0  # the most it has answered at the same time
         self.port = port
         self.failure_rate = failure_rate
         self.reject_rate = reject_rate
@@ -211,7 +224,22 @@ class WebhookReceiver:
                 return Fault(status=422, body=b'{"error": "rejected by the demo receiver"}')
             return None
 
+    def _jitter(self) -> float:
+        if not self.jitter:
+            return 0.0
+        with self._lock:
+            return self._random.uniform(0, self.jitter)
+
     # -- recording ----------------------------------------------------------------------------
+    def _arrived(self) -> None:
+        with self._lock:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.at_once -= 1
+
     def _record(self, handler: _Handler, body: bytes, status: int, accepted: bool = False) -> None:
         request = ReceivedRequest(
             method=handler.command,

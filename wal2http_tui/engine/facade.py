@@ -143,7 +143,7 @@ class Engine:
         return self.server.feed.recent_attempts()
 
     def retries(self) -> list[RetryInfo]:
-        return [sink.retry for sink in self.sinks() if sink.retry is not None]
+        return [retry for sink in self.sinks() for retry in sink.retries]
 
     def slot_health(self) -> SlotHealth:
         return self._slot_health

@@ -31,7 +31,6 @@ from wal2http_tui.event_sinks.http_client import (
     is_retryable_status,
     parse_retry_after,
 )
-from wal2http_tui.event_sinks.routing import Route
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError, EventSink
 
 MAX_LABELS = 10
@@ -120,8 +119,7 @@ class Hook0EventSink(EventSink):
 
     def __init__(self, config: Hook0SinkConfig) -> None:
         self.config = config
-        self.name = config.name
-        self.route = Route.of(config)
+        self.configure(config)
         options = hook0.Hook0ClientOptions(
             retry_policy=hook0.RetryPolicy.disabled(),
             request_timeout=float(config.timeout),
@@ -140,6 +138,9 @@ class Hook0EventSink(EventSink):
         self.hook0_client.transport = self._transport
         self._known_types: set[str] = set()
         self._labels = {k: _label(v) for k, v in dict(config.labels).items()}
+
+    def fork(self) -> Hook0EventSink:
+        return Hook0EventSink(self.config)
 
     def describe_target(self) -> str:
         return f"{self.config.api_url} (application {self.config.application_id})"

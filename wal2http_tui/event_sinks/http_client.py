@@ -1,45 +1,32 @@
-"""HttpClient: the seed's HTTP client wrapper, one pooled keep-alive httpx client per sink.
+"""HttpClient: the seed's HTTP client wrapper, one keep-alive connection per sink, and the rule
+for what a delivery request's answer means.
 
-Every request a sink makes (HTTP sinks and the Hook0 SDK's transport alike) goes through
-``exchange``, which promises three things whatever the receiver does:
+Requests are made by libcurl (``curl_transfer.Transfer``, which bounds each attempt as a whole,
+caps what is read of an answer and names every failure). ``settle`` is the one rule that turns
+an answer into a delivered attempt or a ``DeliveryError``: retryable = no usable answer, 408,
+425, 429 and 5xx; other 4xx, and 3xx (redirects are not followed), are permanent. The
+concurrent sender (``curl_sender.py``) uses the same transfer and the same rule.
 
-- **The whole attempt is bounded by ``timeout``**: connecting, sending, waiting for the answer
-  and reading it. httpx's own timeouts apply to each network operation, so a receiver that
-  sends its answer one byte a second would hold a request for ever; here the request runs on
-  an event loop of the client's own (``httpx.AsyncClient``) inside ``asyncio.timeout``, which
-  cancels it cleanly at any stage.
-- **At most ``RESPONSE_BODY_CAP`` bytes of an answer are read** (enough for the inspector and
-  a dead letter's reason); beyond that the connection is closed rather than read to the end.
-- **Every way a request can end is an answer or a ``DeliveryError``** whose message says what
-  happened in words an operator can act on (connection refused, timeout, TLS verification
-  failure with its fix, a body that is not the gzip it claims, an answer that is not HTTP),
-  classified as retryable or permanent: retryable = no usable answer, 408, 425, 429 and 5xx;
-  other 4xx, and 3xx (redirects are not followed), are permanent.
-
-The event loop belongs to the client and runs only inside its calls, so the client is used from
-one thread at a time (a sink's delivery worker, or whoever probes or replays with it).
+A client is used from one thread at a time (a sink's delivery worker, or whoever probes or
+replays with it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import ssl
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import urlencode
 
-import httpx
-
-from wal2http_tui import __version__
 from wal2http_tui.config.secrets import mask_headers
+from wal2http_tui.event_sinks.curl_transfer import RESPONSE_BODY_CAP, USER_AGENT, Answer, Transfer
 from wal2http_tui.event_sinks.traits import Attempt, DeliveryError
 
-USER_AGENT = f"wal2http-tui/{__version__}"
+__all__ = ["RESPONSE_BODY_CAP", "USER_AGENT", "Answer", "HttpClient", "settle"]
+
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
-RESPONSE_BODY_CAP = 64 * 1024  # bytes of an answer that are read; the rest is not
-RESPONSE_BODY_SHOWN = 4096  # characters of it kept with each attempt for the inspector
+RESPONSE_BODY_SHOWN = 4096  # characters of an answer kept with each attempt for the inspector
 
 
 def is_retryable_status(status: int) -> bool:
@@ -62,27 +49,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, moment.timestamp() - (now if now is not None else time.time()))
 
 
-def tls_verify(verify_tls: bool, ca_file: str | Path | None) -> ssl.SSLContext | bool:
-    if not verify_tls:
-        return False
-    if ca_file:
-        return ssl.create_default_context(cafile=str(ca_file))
-    return True
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a receiver answered: status, headers (names in lower case), the start of the body."""
-
-    status: int
-    reason: str  # the status line's reason phrase, as the receiver wrote it
-    headers: dict[str, str]
-    body: bytes  # at most RESPONSE_BODY_CAP bytes
-    truncated: bool  # the body was longer: the rest was not read, the connection was closed
-
-
 class HttpClient:
-    """Sends requests on one pooled, keep-alive connection set, each bounded as a whole."""
+    """Sends requests one at a time on one keep-alive connection, each bounded as a whole."""
 
     def __init__(
         self,
@@ -92,14 +60,8 @@ class HttpClient:
         ca_file: str | Path | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._timeout = timeout
-        self._loop = asyncio.new_event_loop()
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            verify=tls_verify(verify_tls, ca_file),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
-            headers={"User-Agent": USER_AGENT, **dict(headers or {})},
+        self._transfer = Transfer(
+            timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, headers=headers
         )
 
     def exchange(
@@ -113,128 +75,55 @@ class HttpClient:
     ) -> Answer:
         """One request and its answer, whatever the status; DeliveryError when there is no
         usable answer within ``timeout`` (always retryable)."""
-        return self._loop.run_until_complete(
-            self._exchange(method, url, content, dict(headers or {}), params)
-        )
-
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        headers: dict[str, str],
-        params: list[tuple[str, str]] | None,
-    ) -> Answer:
-        status: int | None = None
-        reason = ""
-        try:
-            async with asyncio.timeout(self._timeout):
-                query = httpx.QueryParams(tuple(params)) if params else None
-                request = self._client.stream(
-                    method, url, content=content, headers=headers, params=query
-                )
-                async with request as response:
-                    status, reason = response.status_code, response.reason_phrase
-                    body, truncated = await _read_capped(response)
-        except TimeoutError as exc:
-            stage = "while reading its answer" if status is not None else "waiting for an answer"
-            raise DeliveryError(
-                f"no answer from {url} within {self._timeout:g}s: timed out {stage} (the "
-                "timeout bounds the whole attempt: connecting, sending, waiting and reading)",
-                retryable=True,
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise DeliveryError(
-                f"{url} answered {status} with a body that is not what its Content-Encoding "
-                f"header says ({exc}): not taken as an answer",
-                retryable=True,
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise DeliveryError(_connect_error(url, exc), retryable=True) from exc
-        except httpx.RemoteProtocolError as exc:
-            what = "cut its answer short" if status is not None else "answered with something"
-            raise DeliveryError(
-                f"{url} {what} that is not valid HTTP/1.1 ({exc or type(exc).__name__})",
-                retryable=True,
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"connection to {url} failed: {exc or type(exc).__name__}", retryable=True
-            ) from exc
-        return Answer(status, reason, _lower_names(response.headers), body, truncated)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        self._transfer.prepare(method, url, content, headers or {})
+        return self._transfer.perform()
 
     def send_request(
         self, url: str, method: str, payload: bytes, headers: Mapping[str, str]
-    ) -> tuple[Answer, Attempt]:
+    ) -> Attempt:
         """One delivery request; raises DeliveryError for anything but a 2xx answer."""
-        attempt = Attempt(request_headers=mask_headers(headers), payload=payload)
-        try:
-            answer = self.exchange(method, url, content=payload, headers=headers)
-        except DeliveryError as error:
-            error.attempt = attempt
-            raise
-        attempt.status = answer.status
-        attempt.response_body = answer.body.decode(errors="replace")[:RESPONSE_BODY_SHOWN]
-        attempt.body_truncated = answer.truncated
-        if 200 <= answer.status < 300:
-            return answer, attempt
-        status = answer.status
-        if 300 <= status < 400:
-            where = answer.headers.get("location", "?")
-            message = f"{url} answered {status} redirecting to {where}: update the url"
-        else:
-            message = f"{url} answered {status} {answer.reason}".strip()
-        raise DeliveryError(
-            message,
-            retryable=is_retryable_status(status),
-            retry_after=parse_retry_after(answer.headers.get("retry-after")),
-            attempt=attempt,
-        )
+        transfer = self._transfer
+        transfer.prepare(method, url, payload, headers)
+        return settle(transfer.perform, url, new_attempt(payload, headers))
 
     def probe(self, url: str) -> int:
         """Status of a HEAD request; DeliveryError when the receiver cannot be reached."""
         return self.exchange("HEAD", url).status
 
     def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.run_until_complete(self._client.aclose())
-            self._loop.close()
+        self._transfer.close()
 
 
-async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
-    """The decoded body up to RESPONSE_BODY_CAP bytes, and whether there was more."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > RESPONSE_BODY_CAP:
-            return b"".join(chunks)[:RESPONSE_BODY_CAP], True
-    return b"".join(chunks), False
+def new_attempt(payload: bytes, headers: Mapping[str, str]) -> Attempt:
+    """What the inspector keeps of a delivery request, before it is made (secrets masked)."""
+    return Attempt(request_headers=mask_headers(headers), payload=payload)
 
 
-def _lower_names(headers: httpx.Headers) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def _connect_error(url: str, exc: httpx.ConnectError) -> str:
-    causes = list(_causes(exc))
-    text = str(exc)
-    verify = next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None)
-    if verify is not None or "CERTIFICATE_VERIFY_FAILED" in text:
-        detail = getattr(verify, "verify_message", "") or text
-        return (
-            f"TLS certificate verification failed for {url} ({detail}): set ca_file to the "
-            "certificate authority that signed it, or verify_tls = false to skip verification"
-        )
-    if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in text.lower():
-        return f"connection refused by {url} (is the receiver running?)"
-    return f"cannot connect to {url}: {text or type(exc).__name__}"
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exceptions that led to ``exc`` (asyncio wraps the socket's own error twice)."""
-    seen: BaseException | None = exc.__cause__ or exc.__context__
-    while seen is not None:
-        yield seen
-        seen = seen.__cause__ or seen.__context__
+def settle(answer: Callable[[], Answer], url: str, attempt: Attempt) -> Attempt:
+    """What a delivery request came to: ``attempt`` with the answer's status and body for a 2xx
+    answer; otherwise DeliveryError carrying ``attempt``: retryable without an answer, for 408,
+    425, 429 and 5xx; permanent for other 4xx and for 3xx (redirects are not followed)."""
+    try:
+        got = answer()
+    except DeliveryError as error:
+        error.attempt = attempt
+        raise
+    attempt.status = got.status
+    attempt.response_body = got.body.decode(errors="replace")[:RESPONSE_BODY_SHOWN]
+    attempt.body_truncated = got.truncated
+    if 200 <= got.status < 300:
+        return attempt
+    status = got.status
+    if 300 <= status < 400:
+        where = got.headers.get("location", "?")
+        message = f"{url} answered {status} redirecting to {where}: update the url"
+    else:
+        message = f"{url} answered {status} {got.reason}".strip()
+    raise DeliveryError(
+        message,
+        retryable=is_retryable_status(status),
+        retry_after=parse_retry_after(got.headers.get("retry-after")),
+        attempt=attempt,
+    )

@@ -12,14 +12,15 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from wal2http_tui.config.model import HttpSinkConfig
 from wal2http_tui.config.url_template import UrlTemplate
+from wal2http_tui.event_sinks.concurrent import Request, Sender
+from wal2http_tui.event_sinks.curl_sender import CurlMultiSender
 from wal2http_tui.event_sinks.event_processor import Event, batch_id
 from wal2http_tui.event_sinks.http_client import HttpClient
-from wal2http_tui.event_sinks.routing import Route
 from wal2http_tui.event_sinks.traits import Attempt, EventSink
 
 
@@ -39,9 +40,8 @@ class HttpEventSink(EventSink):
 
     def __init__(self, config: HttpSinkConfig) -> None:
         self.config = config
-        self.name = config.name
+        self.configure(config)
         self.batch_max_events = config.batch_max_events
-        self.route = Route.of(config)
         self._url = UrlTemplate(config.url)
         self.keyed_batches = bool(self._url.placeholders)
         self.http_client = HttpClient(
@@ -52,6 +52,9 @@ class HttpEventSink(EventSink):
         if config.auth_header:
             self._base_headers["Authorization"] = config.auth_header
 
+    def fork(self) -> HttpEventSink:
+        return HttpEventSink(self.config)
+
     def describe_target(self) -> str:
         return f"{self.config.method} {self.config.url}"
 
@@ -59,26 +62,34 @@ class HttpEventSink(EventSink):
         return self._url.fill(event.schema, event.table, event.op)
 
     def on_event(self, event: Event) -> Attempt:
-        return self._send(self.batch_key(event), event.event_id, event.payload)
+        return self.on_batch([event])
 
     def on_batch(self, events: Sequence[Event]) -> Attempt:
-        """With ``batch_max_events`` > 1 the body is always a JSON array, even of one event;
-        with 1, one event per request (several at once are refused, never dropped)."""
-        if self.batch_max_events == 1:
-            return super().on_batch(events)
-        message_id = events[0].event_id if len(events) == 1 else batch_id(events)
-        body = b"[" + b",".join(event.payload for event in events) + b"]"
-        return self._send(self.batch_key(events[0]), message_id, body)
+        url, headers, body = self.request(events)
+        return self.http_client.send_request(url, self.config.method, body, headers)
 
-    def _send(self, url: str, message_id: str, body: bytes) -> Attempt:
+    def request(self, events: Sequence[Event]) -> tuple[str, dict[str, str], bytes]:
+        """The URL, headers and body that deliver ``events``. With ``batch_max_events`` > 1 the
+        body is always a JSON array, even of one event; with 1, one event per request (several
+        at once are refused, never dropped)."""
+        if self.batch_max_events == 1:
+            if len(events) != 1:
+                raise ValueError(f"http sink {self.name} delivers one event at a time")
+            message_id, body = events[0].event_id, events[0].payload
+        else:
+            message_id = events[0].event_id if len(events) == 1 else batch_id(events)
+            body = b"[" + b",".join(event.payload for event in events) + b"]"
         headers = dict(self._base_headers)
         headers["webhook-id"] = message_id
         if self._key is not None:
             timestamp = int(time.time())
             headers["webhook-timestamp"] = str(timestamp)
             headers["webhook-signature"] = sign(self._key, message_id, timestamp, body)
-        _, attempt = self.http_client.send_request(url, self.config.method, body, headers)
-        return attempt
+        return self.batch_key(events[0]), headers, body
+
+    def sender(self, size: int, done: Callable[[Request], None]) -> Sender:
+        """Concurrent requests on libcurl's multi interface, on one thread."""
+        return CurlMultiSender(self, size, done)
 
     def probe(self) -> str:
         """A HEAD request: any HTTP answer means the receiver is reachable. A URL with

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from wal2http_tui.config.model import BaseSinkConfig
 from wal2http_tui.event_sinks.event_processor import Event
 from wal2http_tui.event_sinks.routing import Route
+
+if TYPE_CHECKING:
+    from wal2http_tui.event_sinks.concurrent import Request, Sender
 
 
 @dataclass
@@ -52,6 +57,17 @@ class EventSink(ABC):
     batch_max_events: int = 1
     route: Route = Route()  # what the sink receives (its tables, ops and exclude_columns)
     keyed_batches = False  # True when events may differ in batch_key
+    ordering = "commit"  # or "key": rows concurrently, up to max_in_flight requests at once
+    max_in_flight = 1
+    timeout = 30.0  # seconds an attempt may take, at most
+
+    def configure(self, config: BaseSinkConfig) -> None:
+        """Take the settings every kind of sink has from its configuration."""
+        self.name = config.name
+        self.route = Route.of(config)
+        self.ordering = config.ordering
+        self.max_in_flight = config.max_in_flight if config.ordering == "key" else 1
+        self.timeout = config.timeout
 
     def batch_key(self, event: Event) -> str:
         """Events of one batch share this (an HTTP sink's URL per event): with
@@ -68,6 +84,18 @@ class EventSink(ABC):
         if len(events) != 1:
             raise ValueError(f"{self.kind} sink {self.name} delivers one event at a time")
         return self.on_event(events[0])
+
+    def sender(self, size: int, done: Callable[[Request], None]) -> Sender:
+        """How this sink makes up to ``size`` requests at once (``ordering = "key"``): by
+        default on threads, each with a ``fork`` of the sink."""
+        from wal2http_tui.event_sinks.concurrent import ThreadSender  # it imports this module
+
+        return ThreadSender(self, size, done)
+
+    def fork(self) -> EventSink:
+        """Another sink with the same settings and connections of its own, for one of the
+        threads that deliver concurrently (``ordering = "key"``)."""
+        raise NotImplementedError(f"the {self.kind} sink cannot deliver concurrently")
 
     @abstractmethod
     def describe_target(self) -> str:

@@ -27,6 +27,7 @@ from wal2http_tui.config.model import (
     HTTP_METHODS,
     HTTP_SINK_KEYS,
     ON_FAILURE_CHOICES,
+    ORDERING_CHOICES,
     ROOT_KEYS,
     SECRET_SINK_KEYS,
     Hook0SinkConfig,
@@ -39,6 +40,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "method": HTTP_METHODS,
     "event_format": EVENT_FORMATS,
     "on_failure": ON_FAILURE_CHOICES,
+    "ordering": ORDERING_CHOICES,
 }
 REQUIRED = "required"
 # What leaving a key out means, where the dataclass default does not say it well.

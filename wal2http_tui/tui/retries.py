@@ -34,6 +34,11 @@ def event_text(retry: RetryInfo) -> str:
     return f"{first} +{more}" if more > 0 else first
 
 
+def retry_key(retry: RetryInfo) -> str:
+    """A row per waiting delivery: a sink delivering by key may have several."""
+    return f"{retry.sink}\x00{retry.event_ids[0] if retry.event_ids else ''}"
+
+
 def retry_row(retry: RetryInfo, now: float) -> Row:
     return (
         Text(retry.sink, style="bold"),
@@ -55,7 +60,7 @@ class RetriesPane(SinkControls):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._retries: dict[str, RetryInfo] = {}
+        self._retries: dict[str, RetryInfo] = {}  # by row key
         self._now = 0.0
 
     def compose(self) -> ComposeResult:
@@ -68,12 +73,16 @@ class RetriesPane(SinkControls):
     def show_readings(self, readings: Readings) -> None:
         self.remember_sinks(readings)
         self._now = readings.now
-        self._retries = {retry.sink: retry for retry in readings.retries}
-        rows = {sink: retry_row(retry, readings.now) for sink, retry in self._retries.items()}
+        self._retries = {retry_key(retry): retry for retry in readings.retries}
+        rows = {key: retry_row(retry, readings.now) for key, retry in self._retries.items()}
         self.focus_target.sync(rows)
         subtitle = f"{len(rows)} waiting" if rows else "nothing waiting"
         if subtitle != self.border_subtitle:
             self.border_subtitle = subtitle
+
+    def selected_sink(self) -> str | None:
+        retry = self._retries.get(self.focus_target.selected_key or "")
+        return None if retry is None else retry.sink
 
     @on(DataTable.RowSelected)
     def _inspect(self, event: DataTable.RowSelected) -> None:

@@ -17,15 +17,16 @@ from wal2http_tui.tui.units import UNKNOWN, milliseconds, thousands
 ERROR_WIDTH = 80
 SINK_COLUMNS = [
     "sink",
-    "kind",
     "state",
     "delivered",
     "failed",
     "dead",
     "queue",
+    "sending",  # requests in flight, of the most the sink may have
     "HTTP",
     "p50 / p99",
     "receives",
+    "kind",
     "target",
     "last error",
 ]
@@ -40,15 +41,16 @@ def sink_row(sink: SinkSnapshot) -> Row:
     status_style = "red" if sink.last_status is not None and sink.last_status >= 400 else ""
     return (
         Text(sink.name, style="bold"),
-        sink.kind,
         sink_state_cell(sink.state),
         _count(sink.delivered, "green"),
         _count(sink.failed, "red"),
         _count(sink.dead_lettered, "magenta"),
         Text(thousands(sink.queue_depth), justify="right"),
+        Text(f"{sink.in_flight}/{sink.max_in_flight}", justify="right"),
         Text(status, style=status_style, justify="right"),
         f"{milliseconds(sink.latency_p50_ms)} / {milliseconds(sink.latency_p99_ms)}",
         sink.receives,
+        sink.kind,
         sink.target,
         Text(sink.last_error[:ERROR_WIDTH], style="red"),
     )

@@ -1,0 +1,218 @@
+"""``make bench`` (the concurrency part): one event per request, ``ordering = "commit"`` (one
+request in flight) against ``ordering = "key"`` (``max_in_flight = 64``).
+
+On a throwaway PostgreSQL, rows inserted in transactions of 100 before the engine starts (so
+the engine reads as fast as it can), then ``wal2http-tui run --headless`` with one sink, timed
+until PostgreSQL has the confirmation of the last transaction (every event delivered), for
+each receiver:
+
+- ``delay20``: bench/receiver.py holding every answer 20 ms, as real webhook endpoints do;
+- ``nginx``: Debian's nginx answering ``return 204`` at once (a neutral endpoint that costs
+  little CPU), started here with a configuration of its own and one worker process;
+- ``hook0``: the Hook0 sink against the Hook0 fake (tests/fakes/hook0_api.py).
+
+Writes bench/concurrency.json and prints events/s with the ordering, the in-flight limit, the
+receiver, and each target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from bench import (
+    HERE,
+    HOOK0_FAKE_SCRIPT,
+    TABLE,
+    Receiver,
+    bench_database,
+    confirmed,
+    create_slots,
+    drop_slots,
+    http_sink,
+    run_headless,
+    scratch,
+    write_rows,
+)
+from wal2http_tui.demo import throwaway
+from wal2http_tui.replication.messages import parse_lsn
+
+IN_FLIGHT = 64
+# (receiver, ordering): rows to send; few where one request at a time takes long
+ROWS = {
+    ("delay20", "commit"): 400,
+    ("delay20", "key"): 20_000,
+    ("nginx", "commit"): 20_000,
+    ("nginx", "key"): 60_000,
+    ("hook0", "commit"): 5_000,
+    ("hook0", "key"): 20_000,
+}
+# what the issue asks of ordering = "key" (events/s, or times "commit" for Hook0)
+TARGETS = {"delay20": ("events/s", 2_000), "nginx": ("events/s", 20_000), "hook0": ("x", 5)}
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 10000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 204; }}
+    }}
+}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_listening(port: int, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited at start (code {process.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} is not listening on port {port}")
+
+
+@contextmanager
+def nginx() -> Iterator[str]:
+    """Debian's nginx answering 204 to everything; its URL."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise SystemExit("nginx is not installed: `make bench` installs it (apt-get install nginx)")
+    folder = scratch("nginx")
+    port = _free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=folder, port=port))
+    process = subprocess.Popen([binary, "-c", str(conf), "-p", str(folder), "-e", "stderr"])
+    try:
+        _wait_listening(port, process, "nginx")
+        yield f"http://127.0.0.1:{port}/events"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def delayed_receiver() -> Iterator[str]:
+    receiver = Receiver("--delay", "0.02")
+    try:
+        yield receiver.url
+    finally:
+        receiver.stop()
+
+
+@contextmanager
+def hook0_fake() -> Iterator[tuple[str, str, str]]:
+    application, token = "0b9c5a1e-5c62-4b8e-9a4f-3c7e2d1f0a11", "bench-token"
+    port_file = scratch("hook0") / "port"
+    fake = subprocess.Popen(
+        [sys.executable, "-c", HOOK0_FAKE_SCRIPT, str(port_file), application, token]
+    )
+    try:
+        while not (port_file.exists() and port_file.read_text()):
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{int(port_file.read_text())}/api/v1", token, application
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+
+def _sink(receiver: str, target: object, ordering: str) -> str:
+    keyed = f'ordering = "{ordering}"\nmax_in_flight = {IN_FLIGHT}\n'
+    if receiver == "hook0":
+        api_url, token, application = target  # type: ignore[misc]
+        return (
+            "[[event_sinks.hook0]]\nenabled = true\n"
+            f'api_url = "{api_url}"\napi_key = "{token}"\napplication_id = "{application}"\n'
+            + keyed
+        )
+    return http_sink("bench", str(target), 1, keyed)
+
+
+def measure(dsn: str, receiver: str, ordering: str, target: object, run: int, first: int) -> float:
+    """Events per second until confirmed."""
+    rows = ROWS[(receiver, ordering)]
+    slot = f"conc_{receiver}_{ordering}_{run}"
+    drop_slots(dsn)
+    create_slots(dsn, [slot])
+    end = parse_lsn(write_rows(dsn, first, rows, 100))
+    done: Callable[[], bool] = lambda: confirmed(dsn, slot) >= end  # noqa: E731
+    result = run_headless(dsn, slot, _sink(receiver, target, ordering), done, end)
+    return rows / result["confirmed_s"]
+
+
+RECEIVERS = {"delay20": delayed_receiver, "nginx": nginx, "hook0": hook0_fake}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="per-event delivery, commit order against key")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--only", choices=sorted(RECEIVERS), action="append")
+    parser.add_argument("--out", default=str(HERE / "concurrency.json"))
+    args = parser.parse_args()
+    server = throwaway.find_server()
+    results: dict = {"postgresql": server.version, "max_in_flight": IN_FLIGHT, "receivers": {}}
+    with throwaway.ThrowawayCluster(server) as cluster:
+        dsn = bench_database(cluster)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(TABLE)
+            conn.execute("CREATE PUBLICATION bench_pub FOR TABLE bench")
+        first = 1
+        for receiver in args.only or list(RECEIVERS):
+            figures: dict[str, list[float]] = {"commit": [], "key": []}
+            with RECEIVERS[receiver]() as target:
+                for run in range(args.runs):
+                    for ordering in ("commit", "key"):
+                        print(f"[concurrency] {receiver} {ordering} run {run + 1}", flush=True)
+                        figures[ordering].append(
+                            measure(dsn, receiver, ordering, target, run, first)
+                        )
+                        first += ROWS[(receiver, ordering)]
+            commit, key = (sorted(figures[o])[len(figures[o]) // 2] for o in ("commit", "key"))
+            results["receivers"][receiver] = {
+                "commit_events_s": commit,
+                "key_events_s": key,
+                "speedup": key / commit,
+            }
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    for receiver, figures in results["receivers"].items():
+        unit, goal = TARGETS[receiver]
+        value = figures["speedup"] if unit == "x" else figures["key_events_s"]
+        verdict = "met" if value >= goal else "NOT met"
+        print(
+            f'{receiver:>8}: ordering "commit" (1 in flight) {figures["commit_events_s"]:,.0f} '
+            f'events/s; "key" ({IN_FLIGHT} in flight) {figures["key_events_s"]:,.0f} events/s, '
+            f"{figures['speedup']:.1f}x; target {goal:,} {unit}: {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
