@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench soak screenshots clean
+.PHONY: demo test lint bench nginx soak screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,16 @@ lint: $(STAMP_TEST)
 test: lint
 	$(BIN)/pytest
 
-bench: $(STAMP_TEST)
+bench: $(STAMP_TEST) nginx
 	PYTHONPATH=. $(BIN)/python bench/bench.py
 	PYTHONPATH=. $(BIN)/python bench/backfill.py
+	PYTHONPATH=. $(BIN)/python bench/concurrency.py
+
+# The neutral receiver of bench/concurrency.py: Debian's nginx (the benchmark starts its own,
+# with a configuration of its own; the package's service is stopped).
+nginx:
+	@test -x /usr/sbin/nginx || { apt-get update -q && apt-get install -y -q nginx-light \
+		&& (service nginx stop || true); }
 
 soak: $(STAMP_TEST)
 	PYTHONPATH=. $(BIN)/python bench/soak.py

@@ -358,7 +358,8 @@ HOOK0_FAKE_SCRIPT = """
 import sys, threading
 from tests.fakes.hook0_api import Hook0Fake
 port_file, application, token = sys.argv[1:4]
-fake = Hook0Fake({application: [token]}).start()
+latency = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+fake = Hook0Fake({application: [token]}, latency=latency).start()
 open(port_file, "w").write(str(fake.port))
 threading.Event().wait()
 """

@@ -611,6 +611,25 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             id="batch-too-large",
         ),
         pytest.param(
+            HEAD + '[event_sinks.http]\nurl = "https://a"\nordering = "row"\n',
+            'wal2http.toml:4: event_sinks.http.ordering: expected one of "commit", "key", got a '
+            'string ("row")',
+            id="bad-ordering",
+        ),
+        pytest.param(
+            HEAD + '[event_sinks.http]\nurl = "https://a"\nmax_in_flight = 257\n',
+            "wal2http.toml:4: event_sinks.http.max_in_flight: expected an integer from 1 to "
+            "256, got 257",
+            id="too-many-in-flight",
+        ),
+        pytest.param(
+            HEAD + '[event_sinks.hook0]\napi_url = "https://h/api/v1"\napi_key = "k"\n'
+            'application_id = "3f1c9a52-8d2e-4b7a-9c41-0e5d6f7a8b9c"\nmax_in_flight = 0\n',
+            "wal2http.toml:6: event_sinks.hook0.max_in_flight: expected an integer from 1 to "
+            "256, got 0",
+            id="hook0-no-flight",
+        ),
+        pytest.param(
             HEAD + '[event_sinks.http]\nurl = "https://a"\nretries = -1\n',
             "wal2http.toml:4: event_sinks.http.retries: expected an integer >= 0, got -1",
             id="negative-retries",

@@ -37,7 +37,12 @@ def worker(url: str, tmp_path, cls: type[SinkWorker] = SinkWorker, **kwargs) -> 
     batch = kwargs.pop("batch_max_events", 1)
     retry = kwargs.pop("retry", RetryPolicy(retries=2, backoff_ms=10, max_backoff_secs=0.05))
     config = HttpSinkConfig(
-        name="s", enabled=True, url=url, timeout=kwargs.pop("timeout", 2), batch_max_events=batch
+        name="s",
+        enabled=True,
+        url=url,
+        timeout=kwargs.pop("timeout", 2),
+        batch_max_events=batch,
+        ordering=kwargs.pop("ordering", "commit"),
     )
     store = kwargs.pop("dead_letters", None)
     return cls(
@@ -187,21 +192,25 @@ def test_pause_holds_delivery_and_resume_releases_it(tmp_path):
         dispatcher.stop(1)
 
 
-def test_skip_dead_letters_a_blocked_delivery(tmp_path):
+@pytest.mark.parametrize(("ordering", "rows"), [("commit", 1), ("key", 3)])
+def test_skip_dead_letters_the_blocked_deliveries(tmp_path, ordering, rows):
     store = DeadLetterStore(tmp_path / "dl.sqlite")
     with WebhookReceiver() as receiver:
         receiver.fail_always(Fault(status=500))
-        sink = worker(receiver.url, tmp_path, dead_letters=store)
+        sink = worker(receiver.url, tmp_path, dead_letters=store, ordering=ordering)
         dispatcher = Dispatcher()
         dispatcher.add(sink)
         sink.start()
-        dispatch(dispatcher, transaction(tmp_path, 1, 1, end_lsn=500))
-        wait_until(lambda: bool(sink.stats.retries), what="a retry pending")
-        assert next(iter(sink.stats.retries.values())).event_ids
+        dispatch(dispatcher, transaction(tmp_path, 1, rows, end_lsn=500))
+        # by key, each row's delivery waits for its own retry: one entry each
+        wait_until(lambda: len(sink.stats.retries) == rows, what="the retries pending")
+        assert all(len(r.event_ids) == 1 for r in sink.stats.retries.values())
+        assert sink.snapshot().state in (SinkState.RETRYING, SinkState.FAILING)
         sink.skip_to_dead_letters()
         wait_until(lambda: dispatcher.confirmed_lsn() == 500, what="skipped")
+        assert not sink.stats.retries and sink.snapshot().state == SinkState.HEALTHY
         dispatcher.stop(1)
-    assert len(store.list()) == 1
+    assert len(store.list()) == rows
 
 
 def test_stop_with_undeliverable_events_does_not_confirm_them(tmp_path):

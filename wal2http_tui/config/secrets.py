@@ -9,6 +9,7 @@ A masked value reads ``MASK``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import Field, field
@@ -24,6 +25,7 @@ _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
 _SECRET = "secret"
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every header of every request: few names
 def is_sensitive_header(name: str) -> bool:
     """Whether a header's value is likely a credential, so shown as ``MASK``."""
     return bool(_SENSITIVE_HEADER.search(name))

@@ -72,7 +72,8 @@ batch_max_events = 20
 event_format = "json"
 
 # A receiver that answers 503 now and then and refuses a few events (422): watch the retries,
-# and the dead letters (d) that you can replay.
+# and the dead letters (d) that you can replay. Rows go out concurrently, each row's events in
+# order (ordering = "key"): a retrying row holds only itself.
 [[event_sinks.http]]
 name = "flaky-crm"
 enabled = true
@@ -83,6 +84,8 @@ retries = 3
 retry_backoff_ms = 300
 retry_max_backoff_secs = 5
 on_failure = "dead_letter"
+ordering = "key"
+max_in_flight = 8
 """
 
 NAMES = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Edsger"]

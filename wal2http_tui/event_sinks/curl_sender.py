@@ -52,6 +52,7 @@ class CurlMultiSender:
         self._wake_in.setblocking(False)
         self._wake_out.setblocking(False)
         self._closing = False
+        self._waiting = False  # the thread is (about to be) in select
         self._thread = threading.Thread(
             target=self._run, name=f"sink-{sink.name}-curl", daemon=True
         )
@@ -59,7 +60,8 @@ class CurlMultiSender:
 
     def submit(self, request: Request) -> None:
         self._submitted.append(request)
-        self._wake()
+        if self._waiting:  # only a thread that sleeps in select needs the wake-up's syscall
+            self._wake()
 
     def close(self, timeout: float) -> None:
         self._closing = True
@@ -151,7 +153,14 @@ class CurlMultiSender:
         if not self._active:
             wait = MAX_WAIT_SECS
         reading, writing, errors = self._multi.fdset()
-        ready, _, _ = select.select([*reading, self._wake_in], writing, errors, wait)
+        self._waiting = True
+        if self._submitted:  # submitted before the flag was seen: no wake-up was sent
+            self._waiting = False
+            return
+        try:
+            ready, _, _ = select.select([*reading, self._wake_in], writing, errors, wait)
+        finally:
+            self._waiting = False
         if self._wake_in in ready:
             try:
                 while self._wake_in.recv(4096):

@@ -24,6 +24,7 @@ Performance section).
 from __future__ import annotations
 
 import errno
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,13 +60,26 @@ _TLS_VERIFY = {CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE}
 
 @dataclass(frozen=True)
 class Answer:
-    """What a receiver answered: status, headers (names in lower case), the start of the body."""
+    """What a receiver answered: status, headers (names in lower case), the start of the body.
+    The header lines are parsed when first asked for (a 2xx answer to a delivery never is)."""
 
     status: int
-    reason: str  # the status line's reason phrase, as the receiver wrote it
-    headers: dict[str, str]
+    head: tuple[bytes, ...]  # the header lines, as received
     body: bytes  # at most RESPONSE_BODY_CAP bytes
     truncated: bool  # the body was longer: the rest was not read, the connection was closed
+
+    @functools.cached_property
+    def _parsed(self) -> tuple[str, dict[str, str]]:
+        return _parse_head(self.head)
+
+    @property
+    def reason(self) -> str:
+        """The status line's reason phrase, as the receiver wrote it."""
+        return self._parsed[0]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._parsed[1]
 
 
 class Transfer:
@@ -93,40 +107,49 @@ class Transfer:
             curl.setopt(pycurl.SSL_VERIFYPEER, 0)
             curl.setopt(pycurl.SSL_VERIFYHOST, 0)
         curl.setopt(pycurl.WRITEFUNCTION, self._take_body)
-        curl.setopt(pycurl.HEADERFUNCTION, self._take_header)
+        self._header_lines: list[bytes] = []
+        # list.append, not a Python function: no interpreter frame per header line
+        curl.setopt(pycurl.HEADERFUNCTION, self._header_lines.append)
         self.url = ""
+        self._method = ""
         self._reset()
 
     def _reset(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._truncated = False
-        self._reason = ""
-        self._answer_headers: dict[str, str] = {}
+        self._header_lines.clear()
 
     def prepare(
         self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
     ) -> None:
         """Set the handle up for one request (``perform()`` or a multi handle runs it)."""
         self._reset()
-        self.url = url
         curl = self.curl
-        curl.setopt(pycurl.URL, url)
+        if url != self.url:
+            curl.setopt(pycurl.URL, url)
+            self.url = url
+        if method != self._method or method == "HEAD" or body is None:
+            self._set_method(method)
+        if body is not None:
+            curl.setopt(pycurl.POSTFIELDSIZE, len(body))
+            curl.setopt(pycurl.COPYPOSTFIELDS, body)
+        merged = {**self._headers, **dict(headers)}
+        lines = [f"{name}: {value}" for name, value in merged.items()]
+        curl.setopt(pycurl.HTTPHEADER, [*lines, "Expect:"])
+
+    def _set_method(self, method: str) -> None:
+        curl = self.curl
+        self._method = method
         if method == "HEAD":
             curl.setopt(pycurl.NOBODY, 1)
         else:
             curl.setopt(pycurl.NOBODY, 0)
             curl.setopt(pycurl.HTTPGET, 1)  # forget the last request's body and method
-            if body is not None:
-                curl.setopt(pycurl.POSTFIELDSIZE, len(body))
-                curl.setopt(pycurl.COPYPOSTFIELDS, body)
         if method in ("GET", "HEAD", "POST"):
             curl.unsetopt(pycurl.CUSTOMREQUEST)
         else:
             curl.setopt(pycurl.CUSTOMREQUEST, method)
-        merged = {**self._headers, **dict(headers)}
-        lines = [f"{name}: {value}" for name, value in merged.items()]
-        curl.setopt(pycurl.HTTPHEADER, [*lines, "Expect:"])
 
     def perform(self) -> Answer:
         """Run the prepared request here and now."""
@@ -142,7 +165,7 @@ class Transfer:
         status = int(self.curl.getinfo(pycurl.RESPONSE_CODE) or 0)
         if code == 0 or (code == CURLE_WRITE_ERROR and self._truncated):
             body = b"".join(self._chunks)[:RESPONSE_BODY_CAP]
-            return Answer(status, self._reason, self._answer_headers, body, self._truncated)
+            return Answer(status, tuple(self._header_lines), body, self._truncated)
         raise DeliveryError(self._failure(code, message, status), retryable=True)
 
     def _failure(self, code: int, message: str, status: int) -> str:
@@ -179,16 +202,6 @@ class Transfer:
             return f"{url} closed the connection without a complete answer ({detail})"
         return f"connection to {url} failed: {detail}"
 
-    def _take_header(self, line: bytes) -> None:
-        text = line.decode("latin-1").rstrip("\r\n")
-        if text.startswith("HTTP/"):  # a new answer (after a 100 Continue, say): start again
-            parts = text.split(" ", 2)
-            self._reason = parts[2] if len(parts) > 2 else ""
-            self._answer_headers = {}
-        elif ":" in text:
-            name, _, value = text.partition(":")
-            self._answer_headers[name.strip().lower()] = value.strip()
-
     def _take_body(self, data: bytes) -> int:
         self._chunks.append(data)
         self._size += len(data)
@@ -199,3 +212,20 @@ class Transfer:
 
     def close(self) -> None:
         self.curl.close()
+
+
+def _parse_head(lines: tuple[bytes, ...]) -> tuple[str, dict[str, str]]:
+    """The reason phrase and the headers (names in lower case) of the last answer among the
+    header lines libcurl passed on (a 100 Continue comes before the real answer)."""
+    reason = ""
+    headers: dict[str, str] = {}
+    for line in lines:
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            parts = text.split(" ", 2)
+            reason = parts[2] if len(parts) > 2 else ""
+            headers = {}
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return reason, headers
