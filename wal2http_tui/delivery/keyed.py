@@ -19,7 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from wal2http_tui.delivery.ordering import Completion, KeyScheduler, order_key
-from wal2http_tui.event_sinks.concurrent import Request
+from wal2http_tui.event_sinks.concurrent import CLOSE_GRACE_SECS, Request
 from wal2http_tui.event_sinks.event_processor import Event
 from wal2http_tui.event_sinks.traits import DeliveryError
 from wal2http_tui.replication.transactions import Transaction
@@ -97,10 +97,17 @@ class KeyedDelivery:
         return True
 
     def start_over(self) -> None:
-        """After an unexpected error: forget what is in flight (its answers are ignored) and
-        begin again at the first unfinished transaction; delivered events are sent again,
-        with the same ids."""
+        """After an unexpected error: wait for the requests in flight to end (each bounded by
+        the sink's timeout; their answers are ignored), so a row's earlier event can never
+        arrive after a later one, then begin again at the first unfinished transaction;
+        delivered events are sent again, with the same ids."""
         self.generation += 1
+        deadline = time.monotonic() + self.worker.sink.timeout + CLOSE_GRACE_SECS
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self.worker.wait_for_work(lambda: bool(self._finished), IDLE_WAIT_SECS)
+            with self.worker.condition:
+                self._in_flight -= len(self._finished)
+                self._finished = []
         self.worker.rewind()
         self._reset()
 

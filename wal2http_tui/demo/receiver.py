@@ -52,6 +52,9 @@ class Fault:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver listens with a backlog of 5: a sink opening 256 connections at once would
+    # see most of them wait for SYN retransmissions (1 s, 3 s...)
+    request_queue_size = 1024
     receiver: WebhookReceiver
     connections: set[socket.socket]
 
