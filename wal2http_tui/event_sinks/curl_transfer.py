@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,17 @@ class Answer:
         return self._parsed[1]
 
 
+@functools.cache
+def system_ca_file() -> str:
+    """The system's CA bundle (where an operator adds a private authority: Debian's
+    /etc/ssl/certs/ca-certificates.crt, as OpenSSL finds it); certifi's when there is none."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return certifi.where()
+
+
 class Transfer:
     """A reusable easy handle with the client's settings; one request at a time."""
 
@@ -102,7 +115,7 @@ class Transfer:
         curl.setopt(pycurl.ACCEPT_ENCODING, "")  # what libcurl can decode; it checks the body
         curl.setopt(pycurl.TCP_NODELAY, 1)
         if verify_tls:
-            curl.setopt(pycurl.CAINFO, str(ca_file) if ca_file else certifi.where())
+            curl.setopt(pycurl.CAINFO, str(ca_file) if ca_file else system_ca_file())
         else:
             curl.setopt(pycurl.SSL_VERIFYPEER, 0)
             curl.setopt(pycurl.SSL_VERIFYHOST, 0)
