@@ -515,7 +515,7 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             "connection_string, publication_name, slot_name, feedback_interval_secs, "
             "server_timeout_secs, tables, create_publication, publish, create_slot, "
             "initial_snapshot, backfill_chunk_rows, dead_letter_path, queue_max_events, "
-            "stall_warning_secs, event_sinks, http",
+            "stall_warning_secs, metrics_listen, ready_max_lag_secs, event_sinks, http",
             id="unknown-key-list",
         ),
         pytest.param(
@@ -609,6 +609,12 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             "wal2http.toml:4: event_sinks.http.batch_max_events: expected an integer from 1 to "
             "10000, got 10001",
             id="batch-too-large",
+        ),
+        pytest.param(
+            HEAD + 'metrics_listen = "9187"\n',
+            "wal2http.toml:2: metrics_listen: expected an address and port such as "
+            '"127.0.0.1:9187" ("" for off), got "9187"',
+            id="metrics-listen-without-host",
         ),
         pytest.param(
             HEAD + '[event_sinks.http]\nurl = "https://a"\nordering = "row"\n',

@@ -1,7 +1,8 @@
 """``run --headless``: the engine without a screen, for production.
 
 One log line per state change, failure and retry. SIGTERM or SIGINT: stop reading, let sinks
-finish in-flight deliveries (bounded), send the final confirmation, exit 0. The exit status
+finish in-flight deliveries (bounded), send the final confirmation, exit 0. SIGHUP: reload the
+configuration file (``reload_config``). The exit status
 says how it ended (``exit_codes``): 0 stopped when asked, 1 stopped on an error (the last log
 line says which), 2 refused to start (the configuration or the database set-up must change).
 """
@@ -13,10 +14,12 @@ import signal
 import threading
 
 from wal2http_tui.commands.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_OK
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.loader import load_config
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.config.secrets import mask_conninfo
 from wal2http_tui.delivery.dead_letters import DeadLetterError
-from wal2http_tui.engine.server import ReplicationServer
+from wal2http_tui.engine.facade import Engine
 from wal2http_tui.replication.positions import PositionError
 from wal2http_tui.replication.stream import DRAIN_TIMEOUT
 
@@ -36,19 +39,23 @@ def run_headless(
     for warning in config.warnings:
         log.warning("%s", warning)
     try:
-        server = ReplicationServer.from_config(
-            config, drain_timeout=drain_timeout, accept_gap=accept_gap
-        )
+        engine = Engine(config, drain_timeout=drain_timeout, accept_gap=accept_gap)
     except (DeadLetterError, PositionError) as exc:
         log.error("not started: %s", exc)
         return EXIT_CONFIG_ERROR
     stop = threading.Event()
+    reload = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def on_hangup(signum: int, frame: object) -> None:
+        reload.set()
+        stop.set()  # wakes the loop below, which tells the two apart
+
+    handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         log.info(
             "starting: %s, slot %s, publication %s, %d sink(s)",
@@ -57,13 +64,20 @@ def run_headless(
             config.publication_name,
             len(config.enabled_sinks),
         )
-        server.start()
-        while not stop.is_set() and server.running:
+        engine.start()  # and, with metrics_listen, /metrics, /healthz and /readyz
+        while engine.server.running:
             stop.wait(0.5)
-        server.stop()
+            if reload.is_set():
+                reload.clear()
+                stop.clear()
+                reload_config(engine)
+            elif stop.is_set():
+                break
+        engine.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    server = engine.server
     if server.fatal_error:  # refused to start: the set-up or the configuration must change
         log.error("not started: %s", server.fatal_error)
         return EXIT_CONFIG_ERROR
@@ -71,3 +85,23 @@ def run_headless(
         log.error("stopped on an error: %s", server.crash_error)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def reload_config(engine: Engine) -> None:
+    """SIGHUP: read the configuration file again and apply it as the editor's apply does
+    (sinks live; a connection, slot or publication change restarts the worker). A file that
+    does not validate is logged with its file, line and key, and the running one stays."""
+    path = engine.config.source_path
+    if path is None:
+        log.error("received SIGHUP: the configuration was not read from a file, nothing to reload")
+        return
+    log.info("received SIGHUP: reading %s again", path)
+    try:
+        new = load_config(path)
+        engine.apply(new)
+    except (ConfigError, ValueError, RuntimeError) as exc:
+        log.error("configuration not reloaded, the running one stays: %s", exc)
+        return
+    for warning in new.warnings:
+        log.warning("%s", warning)
+    log.info("configuration reloaded: %d sink(s) enabled", len(new.enabled_sinks))

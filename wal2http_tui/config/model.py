@@ -44,6 +44,17 @@ RESERVED_HOOK0_LABELS = ("schema", "table")
 HOOK0_ALIASES = {"project_id": "application_id", "workspace_id": "organization_id"}
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:9187"`` -> ``("127.0.0.1", 9187)``; ``"[::1]:9187"`` -> ``("::1", 9187)``.
+    ValueError when it is not a host and a port from 1 to 65535."""
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"not host:port: {text!r}")
+    return host, int(port)
+
+
 @dataclass(frozen=True, kw_only=True)
 class BaseSinkConfig:
     """What every event sink has: its name, whether it runs, and how its events are delivered.
@@ -140,6 +151,10 @@ class ReplicationConfig:
     queue_max_events: int = 10_000
     # A sink with work queued and nothing delivered for this long shows STALLED; 0: never.
     stall_warning_secs: float = 60.0
+    # host:port where /metrics (Prometheus), /healthz and /readyz are served; None: not served.
+    metrics_listen: str | None = None
+    # /readyz answers 503 while the newest transaction received is older than this.
+    ready_max_lag_secs: float = 300.0
     event_sinks: tuple[EventSinkConfig, ...] = ()
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()

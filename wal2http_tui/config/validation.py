@@ -18,6 +18,7 @@ from wal2http_tui.config.model import (
     PUBLISHED_OPERATIONS,
     ROOT_KEYS,
     ReplicationConfig,
+    parse_listen,
 )
 from wal2http_tui.config.secrets import is_uri_conninfo, mask_conninfo
 from wal2http_tui.config.sink_validation import read_sinks
@@ -25,6 +26,7 @@ from wal2http_tui.config.table_names import split_table_name
 from wal2http_tui.config.table_reader import ConfigSource, TableReader
 
 _SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
+_LISTEN_EXPECTED = 'an address and port such as "127.0.0.1:9187" ("" for off)'
 _CONNINFO_EXPECTED = 'a libpq connection string ("host=... dbname=...") or a postgresql:// URI'
 
 
@@ -73,10 +75,26 @@ def validate(
         dead_letter_path=dead_letter_path,
         queue_max_events=root.integer("queue_max_events", minimum=1),
         stall_warning_secs=root.seconds("stall_warning_secs", zero_means_off=True),
+        metrics_listen=_listen(root),
+        ready_max_lag_secs=root.seconds("ready_max_lag_secs"),
         event_sinks=tuple(sinks),
         source_path=source.absolute_path,
         warnings=tuple(source.warnings),
     )
+
+
+def _listen(root: TableReader) -> str | None:
+    """``metrics_listen``: ``host:port`` (``[::1]:9187`` for IPv6); absent or "" for off."""
+    value = root.string("metrics_listen", _LISTEN_EXPECTED)
+    if not value:
+        return None
+    try:
+        parse_listen(value)
+    except ValueError:
+        raise root.fail(
+            "metrics_listen", f"expected {_LISTEN_EXPECTED}, got {show(value)}"
+        ) from None
+    return value
 
 
 def _tables(source: ConfigSource, root: TableReader) -> tuple[str, ...] | None:

@@ -6,6 +6,7 @@ UI that reads slowly, or not at all, costs nothing but a fixed amount of memory.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -76,6 +77,10 @@ class RetryInfo:
     last_error: str
 
 
+# Upper bounds (seconds) of the buckets attempts' durations are counted in (the last: the rest).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
 @dataclass(frozen=True)
 class SinkSnapshot:
     name: str
@@ -96,6 +101,9 @@ class SinkSnapshot:
     ordering: str = "commit"
     in_flight: int = 0  # requests on their way
     max_in_flight: int = 1
+    # attempts per duration bucket (DURATION_BUCKETS, then one for longer), and their sum
+    durations: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)
+    duration_sum_secs: float = 0.0
 
 
 class SinkStats:
@@ -118,6 +126,12 @@ class SinkStats:
         self.ordering = "commit"
         self.max_in_flight = 1
         self.latencies: deque[float] = deque(maxlen=2000)
+        self.durations = [0] * (len(DURATION_BUCKETS) + 1)
+        self.duration_sum_secs = 0.0
+
+    def count_duration(self, seconds: float) -> None:
+        self.durations[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.duration_sum_secs += seconds
 
     def snapshot(self, queue_depth: int, finished_lsn: int) -> SinkSnapshot:
         latencies = sorted(self.latencies)
@@ -140,6 +154,8 @@ class SinkStats:
             ordering=self.ordering,
             in_flight=self.in_flight,
             max_in_flight=self.max_in_flight,
+            durations=tuple(self.durations),
+            duration_sum_secs=self.duration_sum_secs,
         )
 
 

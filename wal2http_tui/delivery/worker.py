@@ -636,6 +636,7 @@ class SinkWorker:
     ) -> None:
         """One attempt that took ``seconds``: in the counters and the inspector's feed."""
         latency_ms = seconds * 1000
+        self.stats.count_duration(seconds)
         ok = not error
         if ok:
             self.stats.latencies.append(latency_ms)

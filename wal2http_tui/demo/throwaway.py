@@ -256,6 +256,15 @@ class ThrowawayCluster:
             self._watchdog = None
         atexit.unregister(self.stop)
 
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server only (as ``pg_ctl stop -m MODE``); ``start_server`` starts it again
+        on the same port and data."""
+        self._run_as_owner([self.bin("pg_ctl"), "stop", "-D", str(self.datadir), "-m", mode, "-w"])
+        self._running = False
+
+    def start_server(self) -> None:
+        self._start_server()
+
     def restart(self, mode: str = "fast") -> None:
         """Restart the server (as ``pg_ctl restart -m MODE``), keeping port and data."""
         self._run_as_owner(

@@ -32,6 +32,7 @@ from wal2http_tui.engine.controls import (
     EngineControls,
     SlotHealth,
 )
+from wal2http_tui.engine.metrics import MetricsServer
 from wal2http_tui.engine.server import NO_SINK_LEFT, ReplicationServer
 from wal2http_tui.event_sinks.factory import build_sink
 from wal2http_tui.replication.connections import connect_sql
@@ -39,7 +40,9 @@ from wal2http_tui.replication.deadlines import deadline
 from wal2http_tui.replication.messages import format_lsn
 from wal2http_tui.replication.positions import PositionError
 from wal2http_tui.replication.state import StateSnapshot
+from wal2http_tui.replication.stream import DRAIN_TIMEOUT
 
+log = logging.getLogger("wal2http_tui.engine")
 SLOT_HEALTH_INTERVAL = 3.0
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
@@ -98,14 +101,21 @@ class Engine:
     """One configuration's replication, controllable from any thread: ``EngineControls``."""
 
     def __init__(
-        self, config: ReplicationConfig, *, slot_health_interval: float = SLOT_HEALTH_INTERVAL
+        self,
+        config: ReplicationConfig,
+        *,
+        slot_health_interval: float = SLOT_HEALTH_INTERVAL,
+        drain_timeout: float = DRAIN_TIMEOUT,
+        accept_gap: bool = False,
     ) -> None:
         self.config = config
+        self._drain_timeout = drain_timeout
         self.log = LogBuffer()
         logging.getLogger("wal2http_tui").addHandler(self.log)
         logging.getLogger("wal2http_tui").setLevel(logging.INFO)
         self.dead_letters = DeadLetterStore(config.dead_letter_path)
-        self.server = self._new_server(config)
+        self.server = self._new_server(config, accept_gap)
+        self._metrics: MetricsServer | None = None
         self._slot_health = SlotHealth(config.slot_name, exists=False)
         self._slot_interval = slot_health_interval
         self._stop = threading.Event()
@@ -114,7 +124,10 @@ class Engine:
 
     def _new_server(self, config: ReplicationConfig, accept_gap: bool = False) -> ReplicationServer:
         return ReplicationServer.from_config(
-            config, dead_letters=self.dead_letters, accept_gap=accept_gap
+            config,
+            dead_letters=self.dead_letters,
+            accept_gap=accept_gap,
+            drain_timeout=self._drain_timeout,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -122,12 +135,40 @@ class Engine:
         self.server.start()
         if not self._poller.is_alive():
             self._poller.start()
+        self._serve_metrics()
 
     def stop(self) -> None:
         """Stop streaming: sinks finish in-flight deliveries (bounded), final confirmation."""
         self._stop.set()
         self.server.stop()
+        if self._metrics is not None:
+            self._metrics.stop()
+            self._metrics = None
         logging.getLogger("wal2http_tui").removeHandler(self.log)
+
+    def _serve_metrics(self) -> None:
+        """``metrics_listen``: serve /metrics, /healthz and /readyz. An address that cannot be
+        listened on is an error in the log and the engine goes on without them."""
+        listen = self.config.metrics_listen
+        if listen is None or self._metrics is not None:
+            return
+        try:
+            self._metrics = MetricsServer(
+                self,
+                listen,
+                max_lag_secs=self.config.ready_max_lag_secs,
+                replication_alive=lambda: self.server.running,
+            )
+        except OSError as exc:
+            log.error(
+                "metrics_listen = %s: cannot listen (%s): /metrics, /healthz and /readyz are "
+                "not served (is another wal2http-tui serving them?)",
+                listen,
+                exc.strerror or exc,
+            )
+            return
+        self._metrics.start()
+        log.info("serving /metrics, /healthz and /readyz on http://%s", listen)
 
     # -- reading -------------------------------------------------------------------------------
     def snapshot(self) -> StateSnapshot:

@@ -53,6 +53,7 @@ DEFAULT_MEANINGS = {
     "signing_secret": "not signed",
     "organization_id": "none",
     "name": "the kind, then kind-2, kind-3...",
+    "metrics_listen": "not served",
 }
 
 
