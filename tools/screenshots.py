@@ -68,7 +68,13 @@ def to_png(svgs: list[Path]) -> None:
         print("rsvg-convert not found: SVGs only (install librsvg2-bin for PNGs)")
         return
     for svg in svgs:
-        subprocess.run([converter, "-o", str(svg.with_suffix(".png")), str(svg)], check=True)
+        # Textual's SVG leaves whitespace to the renderer's default, under which rsvg collapses
+        # it: "1 Transactions" and "480 events/s" came out as "1Transactions", "480events/s",
+        # and indented lines lost their indentation. Preserved, the picture is the terminal's.
+        text = svg.read_text().replace("<text ", '<text xml:space="preserve" ')
+        subprocess.run(
+            [converter, "-o", str(svg.with_suffix(".png"))], input=text.encode(), check=True
+        )
 
 
 def main() -> None:

@@ -159,7 +159,7 @@ class BackfillsPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield KeyedTable()
-        yield LiveStatic(id="backfill-detail")
+        yield LiveStatic(id="backfill-detail", classes="detail-line")
 
     @property
     def focus_target(self) -> KeyedTable:

@@ -17,6 +17,8 @@ from wal2http_tui.tui.subjects import retry_subject
 from wal2http_tui.tui.units import UNKNOWN, countdown
 
 RETRY_COLUMNS = ["sink", "event", "table / op", "attempt", "next", "last error"]
+# kept in this order when the pane is too narrow for all (enter shows everything)
+RETRY_COLUMNS_KEPT = ["sink", "event", "attempt", "next", "table / op", "last error"]
 
 
 def attempt_text(retry: RetryInfo) -> str:
@@ -68,7 +70,7 @@ class RetriesPane(SinkControls):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.focus_target.set_columns(RETRY_COLUMNS)
+        self.focus_target.set_columns(RETRY_COLUMNS, keep=RETRY_COLUMNS_KEPT)
 
     def show_readings(self, readings: Readings) -> None:
         self.remember_sinks(readings)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import DataTable
 
 from wal2http_tui.delivery.activity import SinkSnapshot, SinkState
 from wal2http_tui.tui.keyed_table import KeyedTable, Row
+from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.marks import sink_state_cell
 from wal2http_tui.tui.messages import SinkCommand
 from wal2http_tui.tui.monitor import Readings
@@ -25,6 +29,23 @@ SINK_COLUMNS = [
     "sending",  # requests in flight, of the most the sink may have
     "HTTP",
     "p50 / p99",
+    "receives",
+    "kind",
+    "target",
+    "last error",
+]
+# kept in this order when the pane is too narrow for all; the detail line under the table shows
+# the selected sink's target and last error whatever the width
+SINK_COLUMNS_KEPT = [
+    "sink",
+    "state",
+    "delivered",
+    "failed",
+    "queue",
+    "p50 / p99",
+    "dead",
+    "sending",
+    "HTTP",
     "receives",
     "kind",
     "target",
@@ -54,6 +75,14 @@ def sink_row(sink: SinkSnapshot) -> Row:
         sink.target,
         Text(sink.last_error[:ERROR_WIDTH], style="red"),
     )
+
+
+def sink_detail(sink: SinkSnapshot) -> Content:
+    """The selected sink's line under the table: where it sends, and its last error."""
+    parts: list[str | tuple[str, str]] = [(sink.name, "bold"), f" {sink.kind} → {sink.target}"]
+    if sink.last_error:
+        parts += [" · last error: ", (sink.last_error, "red")]
+    return Content.assemble(*parts)
 
 
 class SinkControls(Pane):
@@ -110,13 +139,30 @@ class SinksPane(SinkControls):
     NUMBER = 2
     TITLE = "Sinks"
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._sinks: dict[str, SinkSnapshot] = {}
+
     def compose(self) -> ComposeResult:
         yield KeyedTable()
+        yield LiveStatic(id="sink-detail", classes="detail-line")
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.focus_target.set_columns(SINK_COLUMNS)
+        self.focus_target.set_columns(SINK_COLUMNS, keep=SINK_COLUMNS_KEPT)
 
     def show_readings(self, readings: Readings) -> None:
         self.remember_sinks(readings)
-        self.focus_target.sync({sink.name: sink_row(sink) for sink in readings.sinks})
+        self._sinks = {sink.name: sink for sink in readings.sinks}
+        self.focus_target.sync({name: sink_row(sink) for name, sink in self._sinks.items()})
+        self._show_detail(self.selected_sink())
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(str(event.row_key.value))
+
+    def _show_detail(self, name: str | None) -> None:
+        sink = self._sinks.get(name or "")
+        self.query_one("#sink-detail", LiveStatic).show(
+            Content("") if sink is None else sink_detail(sink)
+        )
