@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from wal2http_tui.delivery.ordering import Completion, KeyScheduler, order_key
 from wal2http_tui.event_sinks.concurrent import CLOSE_GRACE_SECS, Request
 from wal2http_tui.event_sinks.event_processor import Event
-from wal2http_tui.event_sinks.traits import DeliveryError
 from wal2http_tui.replication.transactions import Transaction
 
 if TYPE_CHECKING:
@@ -211,19 +210,18 @@ class KeyedDelivery:
         worker = self.worker
         events = request.events
         if request.exception is not None:
-            error = DeliveryError(worker.unexpected(request.exception), retryable=True)
+            error = worker.unexpected_failure(request.exception)
         elif request.error is not None:
             error = request.error
         else:
             assert request.result is not None
-            worker.record(events, request.attempt, request.seconds, request.result, "")
-            worker.note_long_answer(request.result)
-            worker.delivered(len(events), request.number)
+            worker.succeeded(
+                events, request.attempt, request.seconds, request.result, request.number
+            )
             self._finish(request)
             return
         request.first_failure = request.first_failure or time.time()
-        worker.record(events, request.attempt, request.seconds, error.attempt, str(error))
-        exhausted = not error.retryable or request.attempt > worker.retry.retries
+        exhausted = worker.failed(events, request.attempt, request.seconds, error)
         if exhausted and worker.retry.on_failure == "dead_letter":
             if len(events) > 1 and not error.retryable:
                 # find the events the receiver refuses: each on its own, at once

@@ -527,18 +527,15 @@ class SinkWorker:
             except DeliveryError as failure:
                 error = failure
             except Exception as exc:  # a bug or a library's surprise: a retryable failure
-                error = DeliveryError(self.unexpected(exc), retryable=True)
+                error = self.unexpected_failure(exc)
                 unexpected = True
             else:
                 self.stats.in_flight = 0
-                self.record(events, attempt, time.monotonic() - started, result, "")
-                self.note_long_answer(result)
-                self.delivered(len(events))
+                self.succeeded(events, attempt, time.monotonic() - started, result)
                 return
             self.stats.in_flight = 0
             first_failure = first_failure or time.time()
-            self.record(events, attempt, time.monotonic() - started, error.attempt, str(error))
-            exhausted = not error.retryable or attempt > self.retry.retries
+            exhausted = self.failed(events, attempt, time.monotonic() - started, error)
             if self._skip_requested or (exhausted and self.retry.on_failure == "dead_letter"):
                 with self._state_lock:
                     self._skip_requested = False
@@ -548,7 +545,28 @@ class SinkWorker:
                     return
                 self.dead_letter(events, str(error), attempt, first_failure)
                 return
-            self._wait_retry(events, attempt, error, exhausted, failing=exhausted or unexpected)
+            failing = exhausted or unexpected
+            self._sleep(self.retry_later(0, events, attempt, error, exhausted, failing=failing))
+
+    def unexpected_failure(self, exc: Exception) -> DeliveryError:
+        """An exception no sink should raise, as the retryable failure it is treated as."""
+        return DeliveryError(self.unexpected(exc), retryable=True)
+
+    def succeeded(
+        self, events: list[Event], attempt: int, seconds: float, result: Attempt, delivery: int = 0
+    ) -> None:
+        """Attempt ``attempt`` of ``delivery`` (0 under commit order) delivered ``events``."""
+        self.record(events, attempt, seconds, result, "")
+        self.note_long_answer(result)
+        self.delivered(len(events), delivery)
+
+    def failed(
+        self, events: list[Event], attempt: int, seconds: float, error: DeliveryError
+    ) -> bool:
+        """Attempt ``attempt`` of ``events`` failed: recorded; whether the retry policy is
+        used up for them (a permanent failure uses it up at once)."""
+        self.record(events, attempt, seconds, error.attempt, str(error))
+        return not error.retryable or attempt > self.retry.retries
 
     def note_long_answer(self, result: Attempt) -> None:
         if result.body_truncated and not self._long_answers_reported:
@@ -559,17 +577,6 @@ class SinkWorker:
                 self.name,
                 RESPONSE_BODY_CAP // 1024,
             )
-
-    def _wait_retry(
-        self,
-        events: list[Event],
-        attempt: int,
-        error: DeliveryError,
-        exhausted: bool,
-        *,
-        failing: bool,
-    ) -> None:
-        self._sleep(self.retry_later(0, events, attempt, error, exhausted, failing=failing))
 
     def retry_later(
         self,

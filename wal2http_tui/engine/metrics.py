@@ -178,9 +178,10 @@ def _backfills(engine: EngineControls) -> Iterator[Metric]:
 
 
 def liveness(engine: EngineControls, replication_alive: bool) -> tuple[bool, str]:
+    state = engine.snapshot()
     if not replication_alive:
-        return False, "the replication loop has ended: " + (engine.snapshot().last_error or "")
-    return True, f"alive ({engine.snapshot().state})"
+        return False, "the replication loop has ended: " + (state.last_error or "")
+    return True, f"alive ({state.state})"
 
 
 def readiness(engine: EngineControls, max_lag_secs: float) -> tuple[bool, str]:

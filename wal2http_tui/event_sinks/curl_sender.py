@@ -97,7 +97,7 @@ class CurlMultiSender:
             request = self._submitted.popleft()
             request.result = request.error = request.exception = None
             request.started = time.monotonic()
-            transfer = self._idle.pop() if self._idle else self._new_transfer()
+            transfer = self._idle.pop() if self._idle else self._sink.http_client.new_transfer()
             try:
                 url, headers, body = self._sink.request(request.events)
                 transfer.prepare(config.method, url, body, headers)
@@ -108,12 +108,6 @@ class CurlMultiSender:
                 continue
             self._active[transfer.curl] = (transfer, request, new_attempt(body, headers))
             self._multi.add_handle(transfer.curl)
-
-    def _new_transfer(self) -> Transfer:
-        config = self._sink.config
-        return Transfer(
-            timeout=config.timeout, verify_tls=config.verify_tls, ca_file=config.ca_file
-        )
 
     def _perform(self) -> None:
         while True:

@@ -14,6 +14,7 @@ replays with it).
 from __future__ import annotations
 
 import email.utils
+import functools
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -60,9 +61,12 @@ class HttpClient:
         ca_file: str | Path | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._transfer = Transfer(
-            timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, headers=headers
+        # a handle with this client's settings and connections of its own (the concurrent
+        # sender runs many at once)
+        self.new_transfer = functools.partial(
+            Transfer, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, headers=headers
         )
+        self._transfer = self.new_transfer()
 
     def exchange(
         self,
