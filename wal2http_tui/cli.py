@@ -58,7 +58,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wal2http_tui.engine.facade import Engine
     from wal2http_tui.tui.app import run_app
 
-    run_app(Engine(config), path, read_only=args.read_only, mouse=not args.no_mouse)
+    engine: EngineControls = _running_engine(path, read_only=args.read_only) or Engine(config)
+    run_app(engine, path, read_only=args.read_only, mouse=not args.no_mouse)
+    return EXIT_OK
+
+
+def _running_engine(config_path: Path, *, read_only: bool) -> EngineControls | None:
+    """The engine of ``config_path`` when one already answers on its control socket (the UI
+    then attaches to it instead of starting a second engine that would wait as a standby)."""
+    from wal2http_tui.engine.control_protocol import ControlError
+    from wal2http_tui.engine.control_socket import socket_path_of_file
+    from wal2http_tui.engine.remote import RemoteEngine
+
+    try:
+        remote = RemoteEngine(socket_path_of_file(config_path), read_only=read_only)
+    except ControlError:
+        return None  # nothing answers there: this UI runs the engine itself
+    if not remote.runs(config_path):
+        remote.stop()  # an engine of another file that uses the same socket
+        return None
+    return remote
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from wal2http_tui.engine.control_protocol import ControlError
+    from wal2http_tui.engine.control_socket import socket_path_of_file
+    from wal2http_tui.engine.remote import RemoteEngine
+    from wal2http_tui.tui.app import run_app
+
+    if args.socket and args.config:
+        print("wal2http-tui: attach takes --config or --socket, not both", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    config_path = None if args.socket else _config_path(args)
+    socket = socket_path_of_file(config_path) if config_path else Path(args.socket)
+    try:
+        remote = RemoteEngine(socket, read_only=args.read_only)
+    except ControlError as exc:
+        print(f"wal2http-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if config_path is not None and not remote.runs(config_path):
+        remote.stop()
+        print(
+            f"wal2http-tui: the engine on {socket} runs {remote.config_path}, not "
+            f"{config_path.absolute()}: give its socket with --socket, or set control_socket "
+            "in each configuration to a path of its own",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    shown = remote.config_path or config_path or Path(DEFAULT_CONFIG)
+    run_app(remote, shown, read_only=args.read_only, mouse=not args.no_mouse)
     return EXIT_OK
 
 
@@ -140,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
         "the gap is recorded; resynchronise the receivers",
     )
     run.set_defaults(func=cmd_run)
+
+    attach = commands.add_parser(
+        "attach",
+        help="open the terminal UI on the engine `run --headless` runs (quitting leaves it "
+        "running)",
+    )
+    with_config(attach)
+    with_ui_options(attach)
+    attach.add_argument(
+        "--socket", metavar="PATH", help="the engine's control socket (instead of --config)"
+    )
+    attach.set_defaults(func=cmd_attach)
 
     check = commands.add_parser(
         "check", help="validate the configuration, PostgreSQL and every enabled sink"

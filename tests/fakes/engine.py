@@ -417,6 +417,8 @@ class FakeEngine:
         self.backfill_refusal: str | None = None  # what start/control_backfill refuse with
 
     # -- lifecycle -----------------------------------------------------------------------------
+    attached_to: str | None = None
+
     def start(self) -> None:
         self.calls.append(("start",))
         self.state = "streaming"

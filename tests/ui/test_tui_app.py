@@ -167,10 +167,12 @@ async def test_space_pauses_the_selected_sink_then_resumes_it(world):
         assert str(sinks.get_cell("audit", "state")) == "retrying"
 
 
-async def test_read_only_refuses_skips_replays_and_drops(world):
+async def test_read_only_refuses_pauses_skips_replays_and_drops(world):
     engine = world.engine
     app = world.app(read_only=True)
     async with app.run_test() as pilot:
+        await pilot.press("p")
+        assert not engine.paused
         await pilot.press("3", "x")
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("d")
@@ -179,7 +181,7 @@ async def test_read_only_refuses_skips_replays_and_drops(world):
         await pilot.pause()
         assert controls(engine) == []
         refused = [message for message in toasts(app) if "read-only" in message]
-        assert len(refused) == 3
+        assert len(refused) == 4
         assert "READ-ONLY" in str(app.screen_stack[0].query_one("#status-state", Static).content)
 
 

@@ -515,7 +515,8 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             "connection_string, publication_name, slot_name, feedback_interval_secs, "
             "server_timeout_secs, tables, create_publication, publish, create_slot, "
             "initial_snapshot, backfill_chunk_rows, dead_letter_path, queue_max_events, "
-            "stall_warning_secs, metrics_listen, ready_max_lag_secs, event_sinks, http",
+            "stall_warning_secs, metrics_listen, ready_max_lag_secs, control_socket, event_sinks, "
+            "http",
             id="unknown-key-list",
         ),
         pytest.param(
@@ -615,6 +616,12 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             "wal2http.toml:2: metrics_listen: expected an address and port such as "
             '"127.0.0.1:9187" ("" for off), got "9187"',
             id="metrics-listen-without-host",
+        ),
+        pytest.param(
+            HEAD + f'control_socket = "/{"s" * 120}.sock"\n',
+            f"wal2http.toml:2: control_socket: /{'s' * 120}.sock is 126 bytes, and a Unix socket "
+            "path is at most 107: choose a shorter path",
+            id="control-socket-too-long",
         ),
         pytest.param(
             HEAD + '[event_sinks.http]\nurl = "https://a"\nordering = "row"\n',
@@ -1038,3 +1045,11 @@ def test_split_table_name(name, parts):
 def test_split_table_name_refuses(name):
     with pytest.raises(ValueError):
         split_table_name(name)
+
+
+def test_empty_metrics_listen_and_control_socket_mean_their_defaults(tmp_path):
+    sink = '[event_sinks.http]\nurl = "https://a.example"\nenabled = true\n'
+    config = load(HEAD + 'metrics_listen = ""\ncontrol_socket = ""\n' + sink)
+    assert config.metrics_listen is None and config.control_socket is None
+    config = load(HEAD + 'control_socket = "run/engine.sock"\n' + sink)
+    assert config.control_socket == Path("wal2http.toml").absolute().parent / "run/engine.sock"

@@ -2,7 +2,8 @@
 
 One log line per state change, failure and retry. SIGTERM or SIGINT: stop reading, let sinks
 finish in-flight deliveries (bounded), send the final confirmation, exit 0. SIGHUP: reload the
-configuration file (``reload_config``). The exit status
+configuration file (``reload_config``). The control socket (``control_socket``) lets
+``wal2http-tui attach`` drive it from a terminal. The exit status
 says how it ended (``exit_codes``): 0 stopped when asked, 1 stopped on an error (the last log
 line says which), 2 refused to start (the configuration or the database set-up must change).
 """
@@ -19,6 +20,8 @@ from wal2http_tui.config.loader import load_config
 from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.config.secrets import mask_conninfo
 from wal2http_tui.delivery.dead_letters import DeadLetterError
+from wal2http_tui.engine.control_protocol import ControlError
+from wal2http_tui.engine.control_socket import ControlServer, socket_path
 from wal2http_tui.engine.facade import Engine
 from wal2http_tui.replication.positions import PositionError
 from wal2http_tui.replication.stream import DRAIN_TIMEOUT
@@ -56,6 +59,7 @@ def run_headless(
 
     handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    control: ControlServer | None = None
     try:
         log.info(
             "starting: %s, slot %s, publication %s, %d sink(s)",
@@ -65,6 +69,7 @@ def run_headless(
             len(config.enabled_sinks),
         )
         engine.start()  # and, with metrics_listen, /metrics, /healthz and /readyz
+        control = serve_control(engine)
         while engine.server.running:
             stop.wait(0.5)
             if reload.is_set():
@@ -75,6 +80,8 @@ def run_headless(
                 break
         engine.stop()
     finally:
+        if control is not None:
+            control.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     server = engine.server
@@ -85,6 +92,20 @@ def run_headless(
         log.error("stopped on an error: %s", server.crash_error)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def serve_control(engine: Engine) -> ControlServer | None:
+    """Listen on the control socket for ``wal2http-tui attach``. A socket that cannot be made
+    is an error in the log, and the engine goes on without one."""
+    path = socket_path(engine.config)
+    try:
+        control = ControlServer(engine, path)
+    except (ControlError, OSError) as exc:
+        log.error("no control socket, `wal2http-tui attach` cannot reach this engine: %s", exc)
+        return None
+    control.start()
+    log.info("control socket %s: attach with `wal2http-tui attach --socket %s`", path, path)
+    return control
 
 
 def reload_config(engine: Engine) -> None:

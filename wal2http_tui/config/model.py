@@ -38,6 +38,7 @@ PUBLISHED_OPERATIONS = ("insert", "update", "delete", "truncate")
 # rows a backfill reads.
 SINK_OPERATIONS = ("insert", "update", "delete", "truncate", "message", "read")
 MAX_BATCH_EVENTS = 10_000
+MAX_SOCKET_PATH_BYTES = 107  # a Unix socket's sun_path holds 108 bytes with its NUL
 DEFAULT_HOOK0_LABELS: Mapping[str, str] = {"source": "wal2http"}
 MAX_HOOK0_LABELS = 8  # Hook0 accepts 10; the sink adds `schema` and `table`
 RESERVED_HOOK0_LABELS = ("schema", "table")
@@ -155,6 +156,8 @@ class ReplicationConfig:
     metrics_listen: str | None = None
     # /readyz answers 503 while the newest transaction received is older than this.
     ready_max_lag_secs: float = 300.0
+    # Where run --headless listens for attaching UIs (None: the default place for the slot).
+    control_socket: Path | None = None
     event_sinks: tuple[EventSinkConfig, ...] = ()
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()

@@ -97,13 +97,21 @@ class TableReader:
         return default
 
     def string(
-        self, key: str, expected: str, default: Any = _FIELD_DEFAULT, *, secret: bool = False
+        self,
+        key: str,
+        expected: str,
+        default: Any = _FIELD_DEFAULT,
+        *,
+        secret: bool = False,
+        empty_means_default: bool = False,
     ) -> Any:
         value = self._raw(key, expected, default)
         if key not in self.data:
             return value
         if not isinstance(value, str):
             raise self.fail(key, f"expected {expected}, got {describe(value, secret=secret)}")
+        if empty_means_default and value == "":
+            return self.default(key)
         if not value.strip():
             raise self.fail(key, f"expected {expected}, got an empty string")
         return value

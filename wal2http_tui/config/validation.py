@@ -4,8 +4,10 @@ wrong (a legacy table, no enabled sink) becomes one of the config's ``warnings``
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +17,7 @@ from wal2http_tui.config.env import expand_env
 from wal2http_tui.config.messages import describe, show
 from wal2http_tui.config.model import (
     LEGACY_HTTP_KEY,
+    MAX_SOCKET_PATH_BYTES,
     PUBLISHED_OPERATIONS,
     ROOT_KEYS,
     ReplicationConfig,
@@ -77,6 +80,7 @@ def validate(
         stall_warning_secs=root.seconds("stall_warning_secs", zero_means_off=True),
         metrics_listen=_listen(root),
         ready_max_lag_secs=root.seconds("ready_max_lag_secs"),
+        control_socket=_control_socket(source, root),
         event_sinks=tuple(sinks),
         source_path=source.absolute_path,
         warnings=tuple(source.warnings),
@@ -85,7 +89,7 @@ def validate(
 
 def _listen(root: TableReader) -> str | None:
     """``metrics_listen``: ``host:port`` (``[::1]:9187`` for IPv6); absent or "" for off."""
-    value = root.string("metrics_listen", _LISTEN_EXPECTED)
+    value = root.string("metrics_listen", _LISTEN_EXPECTED, empty_means_default=True)
     if not value:
         return None
     try:
@@ -95,6 +99,24 @@ def _listen(root: TableReader) -> str | None:
             "metrics_listen", f"expected {_LISTEN_EXPECTED}, got {show(value)}"
         ) from None
     return value
+
+
+def _control_socket(source: ConfigSource, root: TableReader) -> Path | None:
+    """``control_socket``: a path (relative to the configuration file); absent or "" for the
+    default place. A Unix socket path holds at most ``MAX_SOCKET_PATH_BYTES``."""
+    value = root.string(
+        "control_socket", 'a socket path ("" for the default place)', empty_means_default=True
+    )
+    if not value:
+        return None
+    path = source.resolve_path(value)
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        raise root.fail(
+            "control_socket",
+            f"{path} is {len(os.fsencode(path))} bytes, and a Unix socket path is at most "
+            f"{MAX_SOCKET_PATH_BYTES}: choose a shorter path",
+        )
+    return path
 
 
 def _tables(source: ConfigSource, root: TableReader) -> tuple[str, ...] | None:

@@ -37,6 +37,7 @@ __all__ = [
     "BackfillStatus",
     "CheckLine",
     "EngineControls",
+    "EngineUnreachable",
     "SlotHealth",
 ]
 
@@ -65,8 +66,20 @@ class SlotHealth:
     remembered_at: float | None = None
 
 
+class EngineUnreachable(RuntimeError):
+    """The engine runs in another process (``attached_to``) and does not answer now: the
+    message says why. Only controls raise it; reads return what was read last."""
+
+
 class EngineControls(Protocol):
     """One configuration's replication, as the terminal UI watches and steers it."""
+
+    @property
+    def attached_to(self) -> str | None:
+        """None when the engine runs in this process; else, for the status line, the engine
+        this UI is attached to (``wal2http-tui attach``): ``pid 123``. Quitting then leaves it
+        running, and any control may raise ``EngineUnreachable``."""
+        ...
 
     # -- what the screens show about the configuration ---------------------------------------
     @property

@@ -130,6 +130,8 @@ class Engine:
             drain_timeout=self._drain_timeout,
         )
 
+    attached_to = None  # the engine runs in this process
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.server.start()

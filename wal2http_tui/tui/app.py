@@ -29,7 +29,7 @@ from textual.screen import Screen
 from wal2http_tui.config.document import ConfigDocument
 from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.delivery.activity import SinkState
-from wal2http_tui.engine.controls import EngineControls
+from wal2http_tui.engine.controls import EngineControls, EngineUnreachable
 from wal2http_tui.replication.state import EngineState
 from wal2http_tui.tui.backfill_actions import BackfillActions
 from wal2http_tui.tui.backfills import BackfillsPane
@@ -57,6 +57,13 @@ SINK_COMMAND_DONE = {
     "skip_to_dead_letters": "Sink {sink}: the waiting delivery goes to the dead letters",
     "pause_sink": "Sink {sink} paused",
     "resume_sink": "Sink {sink} resumed",
+}
+# What each sink control is, as a refusal in read-only mode names it.
+SINK_COMMAND_WHAT = {
+    "retry_now": "Retrying a delivery now",
+    "skip_to_dead_letters": "Skipping a delivery to the dead letters",
+    "pause_sink": "Pausing a sink",
+    "resume_sink": "Resuming a sink",
 }
 # What a sink control says when the engine found nothing to apply it to.
 SINK_COMMAND_NOT_TAKEN = {
@@ -201,12 +208,17 @@ class Wal2HttpApp(App[None]):
         self.exit()
 
     def action_toggle_pause(self) -> None:
-        if self.engine.paused:
-            self.engine.resume()
-            self.notify("Replication resumed")
-        else:
-            self.engine.pause()
-            self.notify("Replication paused: PostgreSQL keeps the WAL for the slot meanwhile")
+        if refuse_in_read_only(self, "Pausing or resuming replication", read_only=self.read_only):
+            return
+        try:
+            if self.engine.paused:
+                self.engine.resume()
+                self.notify("Replication resumed")
+            else:
+                self.engine.pause()
+                self.notify("Replication paused: PostgreSQL keeps the WAL for the slot meanwhile")
+        except (EngineUnreachable, PermissionError) as exc:
+            self.notify(str(exc), title="Not done", severity="error")
         self.poll()
 
     def _show(self, screen: Screen) -> None:
@@ -238,11 +250,11 @@ class Wal2HttpApp(App[None]):
         self.push_screen(InspectorScreen(self.engine, message.subject))
 
     def on_sink_command(self, message: SinkCommand) -> None:
+        what = SINK_COMMAND_WHAT[message.action]
+        if refuse_in_read_only(self, what, read_only=self.read_only):
+            return
         if message.action != "skip_to_dead_letters":
             self.sink_command(message.action, message.sink)
-            return
-        skipping = "Skipping a delivery to the dead letters"
-        if refuse_in_read_only(self, skipping, read_only=self.read_only):
             return
         self.push_screen(
             ConfirmScreen(
@@ -259,6 +271,9 @@ class Wal2HttpApp(App[None]):
             taken = getattr(self.engine, action)(sink)
         except KeyError:
             self.notify(f"Sink {sink} is not running", severity="error")
+            return
+        except (EngineUnreachable, PermissionError) as exc:
+            self.notify(str(exc), title="Not done", severity="error")
             return
         if taken is False:
             self.notify(SINK_COMMAND_NOT_TAKEN[action].format(sink=sink), severity="warning")
@@ -328,8 +343,8 @@ KEYMAP: list[KeymapSection] = [
 
 def help_intro(read_only: bool) -> Content:
     mode = (
-        "Read-only: nothing can be changed (no edits, replays, drops, skips, backfills, saves "
-        "or applies)."
+        "Read-only: nothing can be changed (no pausing, retrying, edits, replays, drops, "
+        "skips, backfills, saves or applies)."
         if read_only
         else "Use --read-only on production hosts to look without touching."
     )

@@ -29,7 +29,8 @@ class Readings:
     """Everything the live screens show, read at ``now``.
 
     ``stopping``: the app is stopping the engine (the operator quit); the engine's own state
-    says otherwise until its sinks have drained.
+    says otherwise until its sinks have drained. ``attached_to``: the engine runs in another
+    process, this UI is attached to it there (``EngineControls.attached_to``).
     """
 
     now: float
@@ -45,6 +46,7 @@ class Readings:
     events_per_second: float | None
     rate_history: list[float]
     retained_history: list[int]
+    attached_to: str | None = None
 
     @property
     def slot_rising(self) -> bool:
@@ -126,4 +128,5 @@ class Monitor:
             events_per_second=self.rate.current,
             rate_history=list(self.rate.samples),
             retained_history=list(self.slot_trend.samples),
+            attached_to=engine.attached_to,
         )

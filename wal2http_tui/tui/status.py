@@ -42,6 +42,8 @@ _STATE_LOOK = {
 def state_line(readings: Readings) -> Content:
     """``● streaming``, ``↻ reconnecting in 4s (attempt 3): why``, ``✗ error: why``..."""
     state = readings.state
+    if readings.stopping and readings.attached_to:
+        return Content.assemble(("■ detaching", "bold $warning"), " the engine goes on streaming")
     if readings.stopping:
         return Content.assemble(
             ("■ stopping", "bold $warning"),
@@ -74,7 +76,10 @@ def source_line(readings: Readings) -> Content:
     where = f"{state.database or '?'} @ {state.host or '?'}"
     version = f"PostgreSQL {server_version(state.server_version)}"
     protocol = f"pgoutput v{state.protocol_version}" if state.protocol_version else "pgoutput"
-    return Content.assemble((where, "bold"), f" · {version} · {protocol}")
+    parts: list[Content | str | tuple[str, str]] = []
+    if readings.attached_to:
+        parts += [(f"⇄ attached to {readings.attached_to}", "bold $accent"), " · "]
+    return Content.assemble(*parts, (where, "bold"), f" · {version} · {protocol}")
 
 
 def slot_line(readings: Readings) -> Content:
