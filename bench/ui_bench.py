@@ -1,17 +1,21 @@
 """One side of the UI benchmark: the same Engine headless, or with the terminal UI open.
 
-``python bench/ui_bench.py headless|ui|keys DSN SLOT URL ROWS PORT`` delivers ROWS rows
-(already in the slot) to the bench receiver at URL and prints ``{"rows_per_s": ...}``. With
-``ui`` the Textual app runs headlessly under ``run_test()`` (120x36), polling and rendering as
-it would on a terminal, while the engine delivers; ``keys`` also presses a pane key four times a
-second and reports how long each took to be handled.
+``python bench/ui_bench.py headless|ui|keys|attached DSN SLOT URL ROWS PORT`` delivers ROWS
+rows (already in the slot) to the bench receiver at URL and prints ``{"rows_per_s": ...}``.
+With ``ui`` the Textual app runs headlessly under ``run_test()`` (120x36), polling and rendering
+as it would on a terminal, while the engine delivers; ``keys`` also presses a pane key four
+times a second and reports how long each took to be handled. With ``attached`` the engine
+serves its control socket, as ``run --headless`` does, and the UI runs in a process of its own
+attached to it (``python bench/ui_bench.py _attach SOCKET``), as ``wal2http-tui attach`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from wal2http_tui.config.loader import load_config
+from wal2http_tui.engine.control_socket import ControlServer
 from wal2http_tui.engine.facade import Engine
 
 
@@ -27,7 +32,27 @@ def delivered(port: int) -> int:
         return json.loads(answer.read())["events"]
 
 
+def attached_ui(socket: str) -> None:
+    """The UI of ``wal2http-tui attach``, polling and rendering until its parent kills it."""
+    from wal2http_tui.engine.remote import RemoteEngine, yield_cpu_to_the_engine
+    from wal2http_tui.tui.app import Wal2HttpApp
+
+    yield_cpu_to_the_engine()  # as `wal2http-tui attach` does
+
+    async def run() -> None:
+        app = Wal2HttpApp(RemoteEngine(Path(socket)), Path(socket).with_suffix(".toml"))
+        async with app.run_test(size=(120, 36)) as pilot:
+            print("attached", flush=True)
+            while True:
+                await pilot.pause(0.1)
+
+    asyncio.run(run())
+
+
 def main() -> None:
+    if sys.argv[1] == "_attach":
+        attached_ui(sys.argv[2])
+        return
     mode, dsn, slot, url, rows, port = sys.argv[1:7]
     rows_wanted, port_number = int(rows), int(port)
     folder = Path(tempfile.mkdtemp(prefix="wal2http-bench-ui-"))
@@ -40,11 +65,30 @@ def main() -> None:
     engine = Engine(load_config(path))
     result: dict[str, float] = {}
     started = time.monotonic()
-    if mode == "headless":
+    if mode in ("headless", "attached"):
+        control = ui = None
+        if mode == "attached":
+            control = ControlServer(engine, folder / "wal2http.sock")
+            control.start()
+            ui = subprocess.Popen(
+                [sys.executable, __file__, "_attach", str(control.path)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert ui.stdout is not None and ui.stdout.readline() == "attached\n"
+            started = time.monotonic()
         engine.start()
         while delivered(port_number) < rows_wanted:
             time.sleep(0.1)
         elapsed = time.monotonic() - started
+        if ui is not None and control is not None:
+            ui.kill()
+            _, _, usage = os.wait4(ui.pid, 0)
+            ui.returncode = -9
+            control.stop()
+            result["ui_cpu_s"] = usage.ru_utime + usage.ru_stime
+            result["serving_cpu_s"] = control.cpu_seconds
+            result["elapsed_s"] = elapsed
         engine.stop()
     else:
         from textual import events

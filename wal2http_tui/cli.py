@@ -49,16 +49,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG_ERROR
-    config = load_config(path)
     if args.headless:
         from wal2http_tui.commands.headless import configure_logging, run_headless
 
+        config = load_config(path)
         configure_logging()
         return run_headless(config, accept_gap=args.accept_gap)
     from wal2http_tui.engine.facade import Engine
     from wal2http_tui.tui.app import run_app
 
-    engine: EngineControls = _running_engine(path, read_only=args.read_only) or Engine(config)
+    # attaching first: the running engine's file may use ${VAR}s this shell does not have
+    engine = _running_engine(path, read_only=args.read_only) or Engine(load_config(path))
     run_app(engine, path, read_only=args.read_only, mouse=not args.no_mouse)
     return EXIT_OK
 
@@ -68,7 +69,7 @@ def _running_engine(config_path: Path, *, read_only: bool) -> EngineControls | N
     then attaches to it instead of starting a second engine that would wait as a standby)."""
     from wal2http_tui.engine.control_protocol import ControlError
     from wal2http_tui.engine.control_socket import socket_path_of_file
-    from wal2http_tui.engine.remote import RemoteEngine
+    from wal2http_tui.engine.remote import RemoteEngine, yield_cpu_to_the_engine
 
     try:
         remote = RemoteEngine(socket_path_of_file(config_path), read_only=read_only)
@@ -77,13 +78,14 @@ def _running_engine(config_path: Path, *, read_only: bool) -> EngineControls | N
     if not remote.runs(config_path):
         remote.stop()  # an engine of another file that uses the same socket
         return None
+    yield_cpu_to_the_engine()
     return remote
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
     from wal2http_tui.engine.control_protocol import ControlError
     from wal2http_tui.engine.control_socket import socket_path_of_file
-    from wal2http_tui.engine.remote import RemoteEngine
+    from wal2http_tui.engine.remote import RemoteEngine, yield_cpu_to_the_engine
     from wal2http_tui.tui.app import run_app
 
     if args.socket and args.config:
@@ -105,6 +107,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG_ERROR
+    yield_cpu_to_the_engine()
     shown = remote.config_path or config_path or Path(DEFAULT_CONFIG)
     run_app(remote, shown, read_only=args.read_only, mouse=not args.no_mouse)
     return EXIT_OK

@@ -72,7 +72,7 @@ async def test_changing_a_sink_url_changes_that_line_of_the_file_and_nothing_els
         screen = await open_editor(pilot, AUDIT)
         await type_into(pilot, field(screen, "url"), "https://audit.example/v2/events")
         assert message_of(field(screen, "url")) == ""
-        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s", "y")
         await pilot.pause()
         assert not screen.document.modified
     assert changes(original, path.read_text()) == [
@@ -95,7 +95,7 @@ async def test_a_sink_added_in_the_editor_is_saved_after_the_other_http_sinks(wo
         await pilot.pause()
         assert app.screen is screen
         assert screen.section.title == "● billing (http)"
-        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s", "y")
         await pilot.pause()
     block = '[[event_sinks.http]]\nname = "billing"\nenabled = true\nurl = "https://billing.example/hooks"\n'
     hook0 = original.index("# Hook0 (https://www.hook0.com)")
@@ -154,7 +154,7 @@ async def test_a_toml_value_that_does_not_parse_is_refused_until_fixed(world):
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert path.read_bytes() == original
-        await pilot.press(*'"eu" }', "ctrl+s")
+        await pilot.press(*'"eu" }', "ctrl+s", "y")
         await pilot.pause()
     assert changes(original.decode(), path.read_text()) == [
         '- headers = { X-Source = "wal2http" }\n',
@@ -301,7 +301,7 @@ async def test_space_enables_a_sink_and_x_removes_one_after_a_confirmation(world
             "● orders-api (http)",
             "● audit (http)",
         ]
-        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s", "y")
         await pilot.pause()
     saved = path.read_text()
     assert "- enabled = false\n" in changes(original, saved)
@@ -363,7 +363,7 @@ async def test_a_sinks_routing_is_edited_as_toml_and_an_unknown_op_is_named(worl
         assert field(screen, "ops").query_one(Input).placeholder == "default: every operation"
         await type_into(pilot, tables, '["public.orders"]')
         assert message_of(tables) == ""
-        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s", "y")
         await pilot.pause()
         await pilot.press("ctrl+o")
         await app.workers.wait_for_complete()
@@ -386,3 +386,51 @@ async def test_a_sinks_routing_is_edited_as_toml_and_an_unknown_op_is_named(worl
     assert audit.tables == ("public.orders",)
     applied = [call[1].event_sinks for call in engine.calls if call[0] == "apply"]
     assert [(sinks[0].ops, sinks[1].tables) for sinks in applied] == [(orders.ops, audit.tables)]
+
+
+async def test_saving_shows_the_diff_first_with_literal_secrets_masked(world):
+    path = world.path
+    literal = path.read_text().replace("Bearer ${ORDERS_API_TOKEN}", "Bearer s3cr3t-token")
+    path.write_text(literal)
+    app = world.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_editor(pilot, ORDERS_API)
+        await type_into(pilot, field(screen, "headers"), '{ X-Source = "w2h" }')
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen) and dialog.listing is not None
+        shown = dialog.listing.plain.splitlines()
+        assert '-headers = { X-Source = "wal2http" }' in shown
+        assert '+headers = { X-Source = "w2h" }' in shown
+        assert ' auth_header = "***"   # the whole Authorization header value' in shown
+        assert "s3cr3t-token" not in dialog.listing.plain
+        await pilot.press("n")
+        assert app.screen is screen and path.read_text() == literal  # nothing written on no
+        await pilot.press("ctrl+r", "ctrl+s")
+        await pilot.pause()
+        assert "s3cr3t-token" in app.screen.listing.plain  # revealed: the diff shows them too
+        await pilot.press("y")
+        await pilot.pause()
+    assert changes(literal, path.read_text()) == [
+        '- headers = { X-Source = "wal2http" }\n',
+        '+ headers = { X-Source = "w2h" }\n',
+    ]
+
+
+async def test_the_help_line_says_what_the_focused_key_means(world):
+    app = world.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_editor(pilot, ORDERS_API)
+        help_line = screen.query_one("#field-help", Static)
+        field(screen, "url").query_one(Input).focus()
+        await pilot.pause()
+        assert str(help_line.content) == (
+            "url  http:// or https:// endpoint; may hold {schema}, {table}, {op} (see Routing)."
+            "  required"
+        )
+        field(screen, "retries").query_one(Input).focus()
+        await pilot.pause()
+        assert str(help_line.content) == (
+            "retries  Further attempts before on_failure applies.  default: 5"
+        )

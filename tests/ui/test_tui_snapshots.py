@@ -94,7 +94,20 @@ def test_slot_health_screen(snap_compare, app, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_config_editor_on_a_sink(snap_compare, app, size):
-    assert snap_compare(app, terminal_size=size, run_before=prepared("e", "down"))
+    # enter: into the sink's first field, whose meaning the help line shows
+    assert snap_compare(app, terminal_size=size, run_before=prepared("e", "down", "enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_save_shows_the_diff(snap_compare, app, size):
+    keys = ("e", "down", "enter", "end", "-", "2", "ctrl+s")
+    assert snap_compare(app, terminal_size=size, run_before=prepared(*keys))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen_attached_to_a_service(snap_compare, app, size):
+    app.engine.attached_to = "pid 4242"  # what `wal2http-tui attach` shows
+    assert snap_compare(app, terminal_size=size, run_before=prepared())
 
 
 @pytest.mark.parametrize("size", SIZES)

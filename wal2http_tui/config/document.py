@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import os
 import stat
 import tempfile
@@ -42,7 +43,7 @@ from wal2http_tui.config.model import (
     ReplicationConfig,
     sink_names,
 )
-from wal2http_tui.config.secrets import conninfo_password, is_sensitive_header
+from wal2http_tui.config.secrets import MASK, conninfo_password, is_sensitive_header
 from wal2http_tui.config.toml_text import (
     is_literal_string,
     nest,
@@ -142,6 +143,28 @@ class ConfigDocument:
 
     def holds_literal_secret(self) -> bool:
         """Whether a secret is written in the file itself rather than as a ``${VAR}`` reference."""
+        return bool(self.literal_secrets())
+
+    def pending_diff(self, *, reveal: bool = False) -> str:
+        """What saving would change in the file, as a unified diff ("" when nothing). Secrets
+        written in the file (before or after the edit) read ``MASK`` unless ``reveal``."""
+        lines = difflib.unified_diff(
+            self._disk_text.splitlines(keepends=True),
+            self._text.splitlines(keepends=True),
+            fromfile=f"{self.path} (on disk)",
+            tofile=f"{self.path} (to be written)",
+        )
+        diff = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        if reveal:
+            return diff
+        before = ConfigDocument(self.path, self._disk_text, environ=self.environ)
+        secrets = {*before.literal_secrets(), *self.literal_secrets()}
+        for secret in sorted(secrets, key=len, reverse=True):
+            diff = diff.replace(secret, MASK)
+        return diff
+
+    def literal_secrets(self) -> list[str]:
+        """The secrets written in the file itself (a ``${VAR}`` reference is not one)."""
         data = self.document.unwrap()
         connection_string = data.get("connection_string")
         values = (
@@ -153,9 +176,11 @@ class ConfigDocument:
             headers = table.get("headers")
             if isinstance(headers, dict):
                 values += [value for name, value in headers.items() if is_sensitive_header(name)]
-        return any(
-            isinstance(value, str) and value and not env_references(value) for value in values
-        )
+        return [
+            value
+            for value in values
+            if isinstance(value, str) and value and not env_references(value)
+        ]
 
     # --- editing ---------------------------------------------------------------------------------
 

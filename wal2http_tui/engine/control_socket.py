@@ -25,6 +25,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,7 @@ class ControlServer:
         self._inode = path.stat().st_ino
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.cpu_seconds = 0.0  # what answering clients has cost this process, in CPU time
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="control-socket", daemon=True)
 
@@ -268,7 +270,11 @@ class ControlServer:
         while line := reader.readline(MAX_LINE):
             if not line.endswith(b"\n"):
                 raise ControlError(f"a message longer than {MAX_LINE} bytes")
+            started = time.thread_time()
             conn.sendall(encode(self._call(decode(line), pid, read_only)))
+            spent = time.thread_time() - started
+            with self._lock:
+                self.cpu_seconds += spent
 
     def _call(self, request: dict[str, Any], pid: int, read_only: bool) -> dict[str, Any]:
         name = str(request.get("call"))

@@ -15,6 +15,7 @@ the engine goes on.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -49,6 +50,16 @@ from wal2http_tui.replication.state import EngineState, StateSnapshot
 
 CONNECT_TIMEOUT = 5.0  # seconds for the hello, and for each quick call's answer
 RECONNECT_SECS = 1.0
+ATTACHED_NICENESS = 19  # an attached UI runs when the engine (and PostgreSQL) leave a core free
+
+
+def yield_cpu_to_the_engine() -> None:
+    """Lower this process's CPU priority: an attached UI shares the host with the engine it
+    watches (and PostgreSQL), and on a busy host the engine's work comes first."""
+    with contextlib.suppress(OSError):
+        os.nice(ATTACHED_NICENESS)
+
+
 T = TypeVar("T")
 
 

@@ -243,7 +243,8 @@ class Wal2HttpApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(KEYMAP, help_intro(self.read_only)))
+            intro = help_intro(self.read_only, self.engine.attached_to)
+            self.push_screen(HelpScreen(KEYMAP, intro))
 
     # -- intents from panes and screens ---------------------------------------------------------
     def on_inspect(self, message: Inspect) -> None:
@@ -341,7 +342,12 @@ KEYMAP: list[KeymapSection] = [
 ]
 
 
-def help_intro(read_only: bool) -> Content:
+def help_intro(read_only: bool, attached_to: str | None = None) -> Content:
+    attached = (
+        f"\nAttached to the engine of {attached_to}: q detaches and the engine goes on."
+        if attached_to
+        else ""
+    )
     mode = (
         "Read-only: nothing can be changed (no pausing, retrying, edits, replays, drops, "
         "skips, backfills, saves or applies)."
@@ -354,7 +360,7 @@ def help_intro(read_only: bool) -> Content:
         ("wal2http-tui keys", "bold"),
         f" (escape closes)\n\n{head}",
         Content.from_rich_text(legend),
-        f"\n{mode}",
+        f"\n{mode}{attached}",
     )
 
 

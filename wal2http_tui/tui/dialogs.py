@@ -8,7 +8,8 @@ from inspect import isawaitable
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -24,22 +25,34 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(
-        self, question: str, detail: str = "", *, confirm: str = "Yes", decline: str = "Cancel"
+        self,
+        question: str,
+        detail: str = "",
+        *,
+        confirm: str = "Yes",
+        decline: str = "Cancel",
+        listing: Content | None = None,
     ) -> None:
+        """``listing``: a long text to read before answering (a diff), shown scrollable."""
         super().__init__()
         self.question = question
         self.detail = detail
         self.confirm = confirm
         self.decline = decline
+        self.listing = listing
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog -with-listing" if self.listing else "dialog"):
             yield Static(self.question, classes="dialog-question")
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail", markup=False)
+            if self.listing is not None:
+                with VerticalScroll(classes="dialog-listing"):
+                    yield Static(self.listing)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.confirm} [y]", variant="error", id="yes")
-                yield Button(f"{self.decline} [n]", id="no")
+                # Content, not markup: "[y]" would read as a style and vanish
+                yield Button(Content(f"{self.confirm} [y]"), variant="error", id="yes")
+                yield Button(Content(f"{self.decline} [n]"), id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -35,6 +35,7 @@ from wal2http_tui.config.document import ConfigDocument, SinkEntry
 from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.config.keys import KeyPath, format_key_path
 from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
+from wal2http_tui.config.reference import key_help
 from wal2http_tui.engine.controls import FAIL, OK, EngineControls
 from wal2http_tui.tui.add_sink import AddSinkScreen, NewSink
 from wal2http_tui.tui.config_fields import (
@@ -50,6 +51,18 @@ from wal2http_tui.tui.config_fields import (
 from wal2http_tui.tui.dialogs import ConfirmScreen, if_confirmed
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.read_only import refuse_in_read_only
+
+DIFF_STYLES = {"+": "$success", "-": "$error", "@": "$accent"}
+
+
+def diff_content(diff: str) -> Content:
+    """A unified diff, its added and removed lines coloured."""
+    return Content("\n").join(
+        Content.styled(line, DIFF_STYLES.get(line[:1], "")) for line in diff.splitlines()
+    )
+
+
+SECTIONS_HELP = "↑↓ a section, enter or tab its settings; each key's meaning shows here"
 
 
 @dataclass(frozen=True)
@@ -90,11 +103,19 @@ class FieldRow(Vertical):
     """A key, its control, and the line under it for the loader's message."""
 
     def __init__(
-        self, spec: FieldSpec, path: KeyPath, value: Any, *, revealed: bool, read_only: bool
+        self,
+        spec: FieldSpec,
+        path: KeyPath,
+        value: Any,
+        *,
+        meaning: str,
+        revealed: bool,
+        read_only: bool,
     ) -> None:
         super().__init__(classes="field")
         self.spec = spec
         self.path = path
+        self.meaning = meaning
         self.text = to_text(value)
         self.masked_text = None if revealed else masked(path, value)
         self.read_only = read_only
@@ -102,7 +123,7 @@ class FieldRow(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-line"):
-            yield Label(self.spec.key, classes="field-label")
+            yield Label(self.spec.key, classes="field-label").with_tooltip(self.meaning)
             yield self._control()
         yield Static(classes="field-message", markup=False)
 
@@ -126,6 +147,13 @@ class FieldRow(Vertical):
             compact=True,
             disabled=self.read_only or self.masked_text is not None,
         )
+
+    @property
+    def help(self) -> Content:
+        """What the key means and its default, for the help line while it has the focus."""
+        default = "required" if self.spec.default == REQUIRED else f"default: {self.spec.default}"
+        meaning = self.meaning or "(not in the reference)"
+        return Content.assemble((self.spec.key, "bold"), f"  {meaning}  ", (default, "italic"))
 
     def show_message(self, message: str, *, error: bool) -> None:
         if not message and self.masked_text is not None:
@@ -189,6 +217,7 @@ class ConfigEditorScreen(Screen):
             sections.border_title = "Settings"
             yield sections
             yield ContentSwitcher(id="forms")
+        yield LiveStatic(SECTIONS_HELP, id="field-help")
         with Horizontal(id="editor-buttons"):
             for label, action in (
                 ("Test", "test"),
@@ -200,6 +229,12 @@ class ConfigEditorScreen(Screen):
                 yield Button(label, compact=True, name=action)
         yield LiveStatic(id="editor-status")
         yield Footer(compact=True)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The help line follows the focus: the key's meaning and default, or how to move."""
+        row = next((node for node in event.widget.ancestors if isinstance(node, FieldRow)), None)
+        help_line = self.query_one("#field-help", LiveStatic)
+        help_line.show(row.help if row is not None else Content(SECTIONS_HELP))
 
     async def on_mount(self) -> None:
         self._validate()
@@ -244,8 +279,16 @@ class ConfigEditorScreen(Screen):
             path = (*section.path, field_key(spec, table))
             pending = self.parse_errors.get(path)
             value = pending[0] if pending else self.document.get(path, None)
+            meaning = key_help(section.sink.kind if section.sink else None, spec.key)
             rows.append(
-                FieldRow(spec, path, value, revealed=self.revealed, read_only=self.read_only)
+                FieldRow(
+                    spec,
+                    path,
+                    value,
+                    meaning=meaning,
+                    revealed=self.revealed,
+                    read_only=self.read_only,
+                )
             )
         result = self.test_results.get(section.path)
         line = Static(result or "", classes="test-result")
@@ -388,6 +431,19 @@ class ConfigEditorScreen(Screen):
         if not self.document.modified:
             self.notify("Nothing to save: the file is as it was")
             return
+        secrets = "shown" if self.revealed else "masked (ctrl+r in the editor reveals them)"
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Write these changes to {self.document.path}?",
+                f"The previous version is kept as {self.document.path.name}.bak; secrets are "
+                f"{secrets}.",
+                confirm="Write",
+                listing=diff_content(self.document.pending_diff(reveal=self.revealed)),
+            ),
+            if_confirmed(self._save),
+        )
+
+    def _save(self) -> None:
         try:
             self.document.save()
         except ConfigError as exc:
