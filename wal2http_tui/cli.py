@@ -59,12 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wal2http_tui.tui.app import run_app
 
     # attaching first: the running engine's file may use ${VAR}s this shell does not have
-    engine = _running_engine(path, read_only=args.read_only) or Engine(load_config(path))
+    engine = attachable_engine(path, read_only=args.read_only) or Engine(load_config(path))
     run_app(engine, path, read_only=args.read_only, mouse=not args.no_mouse)
     return EXIT_OK
 
 
-def _running_engine(config_path: Path, *, read_only: bool) -> EngineControls | None:
+def attachable_engine(config_path: Path, *, read_only: bool) -> EngineControls | None:
     """The engine of ``config_path`` when one already answers on its control socket (the UI
     then attaches to it instead of starting a second engine that would wait as a standby)."""
     from wal2http_tui.engine.control_protocol import ControlError

@@ -20,6 +20,7 @@ from tests.reliability.test_metrics import _samples
 from tests.support.engine import http_sink, wait_until
 from tests.support.headless import Headless
 from tests.ui.test_tui_e2e import wait_for
+from wal2http_tui.cli import attachable_engine
 from wal2http_tui.demo.receiver import WebhookReceiver
 from wal2http_tui.demo.throwaway import _unprivileged_user, free_port
 from wal2http_tui.engine.control_protocol import PROTOCOL
@@ -66,6 +67,17 @@ async def test_attach_drives_the_headless_engine_and_quitting_leaves_it_streamin
 
             remote = RemoteEngine(socket_path_of_file(path))
             assert remote.runs(path) and remote.attached_to == f"pid {engine.pid}"
+            # `wal2http-tui --config F` attaches to it rather than starting a standby
+            found = attachable_engine(path, read_only=False)
+            assert isinstance(found, RemoteEngine) and found.attached_to == f"pid {engine.pid}"
+            found.stop()
+            elsewhere = tmp_path / "elsewhere"
+            elsewhere.mkdir()
+            other = elsewhere / "wal2http.toml"
+            socket = socket_path_of_file(path)
+            other.write_text(f'control_socket = "{socket}"\n' + path.read_text())
+            assert socket_path_of_file(other) == socket
+            assert attachable_engine(other, read_only=False) is None  # another file's engine
             app = Wal2HttpApp(remote, path)
             async with app.run_test(size=(120, 36)) as pilot:
                 received = remote.snapshot().received
