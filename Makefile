@@ -30,10 +30,12 @@ lint: $(STAMP_TEST)
 test: lint
 	$(BIN)/pytest
 
+# make bench POSTGRES=18: against another PostgreSQL (15, 16 or 18; default the system's)
+BENCH_POSTGRES := $(if $(POSTGRES),--postgres $(POSTGRES),)
 bench: $(STAMP_TEST) nginx
-	PYTHONPATH=. $(BIN)/python bench/bench.py
-	PYTHONPATH=. $(BIN)/python bench/backfill.py
-	PYTHONPATH=. $(BIN)/python bench/concurrency.py
+	PYTHONPATH=. $(BIN)/python bench/bench.py $(BENCH_POSTGRES)
+	PYTHONPATH=. $(BIN)/python bench/backfill.py $(BENCH_POSTGRES)
+	PYTHONPATH=. $(BIN)/python bench/concurrency.py $(BENCH_POSTGRES)
 
 # The neutral receiver of bench/concurrency.py: Debian's nginx (the benchmark starts its own,
 # with a configuration of its own; the package's service is stopped).

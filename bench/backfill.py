@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from bench import HERE, Headless, Receiver, bench_database, http_sink
+from bench.postgres_option import add_postgres_option, server_of
 from wal2http_tui.demo import throwaway
 
 TABLE = "CREATE TABLE fill (id bigint PRIMARY KEY, n int, pad text)"
@@ -72,8 +73,9 @@ def main() -> None:
     parser.add_argument("--row-bytes", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", default=str(HERE / "backfill.json"))
+    add_postgres_option(parser)
     args = parser.parse_args()
-    server = throwaway.find_server()
+    server = server_of(args)
     runs = []
     with throwaway.ThrowawayCluster(server) as cluster:
         dsn = bench_database(cluster)

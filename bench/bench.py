@@ -39,6 +39,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.postgres_option import add_postgres_option, server_of
 from wal2http_tui.demo import throwaway
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.stream import protocol_options
@@ -497,12 +498,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--small-rows", type=int, default=20_000, help="per-event and Hook0")
     parser.add_argument("--out", default=str(HERE / "results.json"))
+    add_postgres_option(parser)
     parser.add_argument(
         "--only-ui", action="store_true", help="only the UI runs (hosted, attached, keypresses)"
     )
     args = parser.parse_args()
 
-    server = throwaway.find_server()
+    server = server_of(args)
     results: dict = {
         "machine": {
             "cpus": os.cpu_count(),

@@ -47,6 +47,7 @@ from bench import (
     scratch,
     write_rows,
 )
+from bench.postgres_option import add_postgres_option, server_of
 from wal2http_tui.demo import throwaway
 from wal2http_tui.replication.messages import parse_lsn
 
@@ -191,8 +192,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--only", choices=sorted(RECEIVERS), action="append")
     parser.add_argument("--out", default=str(HERE / "concurrency.json"))
+    add_postgres_option(parser)
     args = parser.parse_args()
-    server = throwaway.find_server()
+    server = server_of(args)
     results: dict = {"postgresql": server.version, "max_in_flight": IN_FLIGHT, "receivers": {}}
     with throwaway.ThrowawayCluster(server) as cluster:
         dsn = bench_database(cluster)

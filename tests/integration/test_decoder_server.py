@@ -7,6 +7,7 @@ import struct
 import time
 
 import psycopg
+import pytest
 from psycopg import pq
 
 from wal2http_tui.replication.decoder import PgOutputDecoder
@@ -27,6 +28,9 @@ from wal2http_tui.replication.messages import (
     Update,
     parse_lsn,
 )
+
+# What PostgreSQL itself does: on every version found (tests/conftest.py).
+pytestmark = pytest.mark.every_version
 
 
 def replicate(dsn: str, command: str, done, timeout: float = 30.0):

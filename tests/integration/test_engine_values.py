@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 
 from tests.support.all_types import COLUMNS, OPTIONAL_COLUMNS, TYPES_SQL, supported
 from tests.support.engine import http_sink, make_server, running
 from tests.support.exact_json import Digits, Pairs, canonical, exact
 from wal2http_tui.demo.receiver import WebhookReceiver
 from wal2http_tui.replication.values import session_options
+
+# What PostgreSQL itself does: on every version found (tests/conftest.py).
+pytestmark = pytest.mark.every_version
 
 
 def _to_jsonb(pg, table: str) -> dict[int, dict[str, str]]:
@@ -114,3 +118,36 @@ def test_rows_read_by_the_initial_snapshot_equal_to_jsonb(pg, tmp_path):
             if ours.get(column) != value:
                 mismatches.append(f"read id {ours['id']} {column}: {ours.get(column)} != {value}")
     assert not mismatches, "\n".join(mismatches)
+
+
+GENERATED = (
+    "CREATE TABLE priced (id int PRIMARY KEY, net numeric(12, 2), "
+    "gross numeric GENERATED ALWAYS AS (net * 1.21) STORED, "
+    "label text GENERATED ALWAYS AS ('#' || id::text) STORED)"
+)
+
+
+def test_stored_generated_columns_are_published_on_18_and_equal_to_jsonb(pg, tmp_path):
+    pg.execute(GENERATED)
+    with WebhookReceiver() as receiver:
+        text = (
+            f'connection_string = "{pg.dsn}"\nslot_name = "gen"\npublication_name = "gen_pub"\n'
+            f"publish_generated_columns = true\n{http_sink(receiver.url)}"
+        )
+        server = make_server(tmp_path, text)
+        if pg.major < 18:
+            with running(server, state="error"):
+                detail = server.snapshot().detail + server.snapshot().last_error
+            assert "publish_generated_columns = true needs PostgreSQL 18 or later" in detail
+            return
+        with running(server):
+            assert pg.execute(
+                "SELECT pubgencols::text FROM pg_publication WHERE pubname = 'gen_pub'"
+            ) == [("s",)]
+            pg.execute("INSERT INTO priced (id, net) VALUES (1, 10.00), (2, 0.07)")
+            receiver.wait_for_events(2)
+            expected = _to_jsonb(pg, "priced")
+    rows = [_rows(request.body, "new") for request in receiver.requests]
+    assert [row["gross"] for row in rows] == [expected[1]["gross"], expected[2]["gross"]]
+    assert rows == [expected[1], expected[2]]
+    assert set(rows[0]) == {"id", "net", "gross", "label"}

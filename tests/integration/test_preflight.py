@@ -5,15 +5,20 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from tests.conftest import SERVERS
 from tests.support.engine import http_sink, make_server, running, wait_until
 from wal2http_tui.demo import throwaway
 from wal2http_tui.demo.receiver import WebhookReceiver
+from wal2http_tui.engine.facade import read_slot_health
 from wal2http_tui.replication.preflight import (
     PreflightError,
     PreflightReport,
     _check_version,
     run_preflight,
 )
+
+# What PostgreSQL itself does: on every version found (tests/conftest.py).
+pytestmark = pytest.mark.every_version
 
 
 def preflight(dsn: str, **kwargs) -> PreflightReport:
@@ -101,9 +106,10 @@ def test_wal_level_replica_is_refused_with_the_fix():
     )
 
 
-def test_invalidated_slot_is_fatal_with_the_fix():
+@pytest.mark.parametrize("major", sorted(SERVERS))
+def test_invalidated_slot_is_fatal_with_the_reason_and_the_fix(major):
     settings = {"max_slot_wal_keep_size": "1MB", "max_wal_size": "32MB", "min_wal_size": "32MB"}
-    with throwaway.ThrowawayCluster(throwaway.find_server(), settings) as cluster:
+    with throwaway.ThrowawayCluster(SERVERS[major], settings) as cluster:
         dsn = cluster.dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT pg_create_logical_replication_slot('pf', 'pgoutput')")
@@ -121,10 +127,16 @@ def test_invalidated_slot_is_fatal_with_the_fix():
         assert status == "lost"
         with pytest.raises(PreflightError) as info:
             preflight(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            health = read_slot_health(conn, "pf")
     message = str(info.value)
-    assert message.startswith("replication slot pf is invalidated (wal_status = lost)")
+    said = "invalidation_reason = wal_removed" if major >= 16 else "wal_status = lost"
+    assert message.startswith(f"replication slot pf is invalidated ({said}): the WAL it needed")
     assert "pg_drop_replication_slot('pf')" in message
     assert "max_slot_wal_keep_size" in message
+    assert health.invalidation_reason == ("wal_removed" if major >= 16 else None)
+    assert health.failover is (False if major >= 17 else None)
+    assert (health.inactive_since is not None) is (major >= 17)
 
 
 def test_second_instance_waits_as_standby_and_takes_over(pg, tmp_path):
@@ -149,3 +161,40 @@ def test_second_instance_waits_as_standby_and_takes_over(pg, tmp_path):
                 pg.execute("INSERT INTO t VALUES (2)")
                 events = receiver.wait_for_events(2)
     assert [e["new"]["id"] for e in events] == [1, 2]
+
+
+def test_failover_slot_says_what_the_primary_lacks(pg):
+    """Without synchronized_standby_slots a standby's copy of the slot may be behind what was
+    received: pre-flight says so and the fix; before 17 there are no failover slots."""
+    if pg.major < 17:
+        with pytest.raises(PreflightError) as info:
+            preflight(pg.dsn, slot_name="fo", failover_slot=True)
+        assert str(info.value) == (
+            f"failover_slot = true needs PostgreSQL 17 or later (the server is {pg.major}): "
+            "remove it, or upgrade the server"
+        )
+        return
+    report = preflight(pg.dsn, slot_name="fo", failover_slot=True)
+    assert pg.execute("SELECT failover FROM pg_replication_slots WHERE slot_name = 'fo'") == [
+        (True,)
+    ]
+    warnings = [line.message for line in report.warnings if line.check == "failover"]
+    assert len(warnings) == 1, report.warnings
+    assert "synchronized_standby_slots is empty on this server" in warnings[0]
+    assert "sync_replication_slots = on, hot_standby_feedback = on" in warnings[0]
+
+
+def test_a_standby_slot_the_server_lacks_is_named():
+    """A promoted standby keeps the synchronized_standby_slots that pg_basebackup copied from
+    its primary, and logical walsenders then wait for a slot it does not have."""
+    newest = max(SERVERS)
+    if newest < 17:
+        pytest.skip("failover slots need PostgreSQL 17+")
+    settings = {"synchronized_standby_slots": "gone_standby"}
+    with throwaway.ThrowawayCluster(SERVERS[newest], settings) as cluster:
+        report = preflight(cluster.dsn(), slot_name="fo", failover_slot=True)
+    [warning] = [line.message for line in report.warnings if line.check == "failover"]
+    assert warning.startswith(
+        "synchronized_standby_slots names gone_standby, which this server does not have: "
+        "logical walsenders wait for it"
+    )

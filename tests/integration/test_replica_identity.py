@@ -9,11 +9,15 @@ streams.
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from tests.support.engine import config_text, http_sink, slot_confirmed_lsn, wait_until
 from tests.support.headless import Headless
 from tests.support.process import cli
 from wal2http_tui.demo.receiver import WebhookReceiver
+
+# What PostgreSQL itself does: on every version found (tests/conftest.py).
+pytestmark = pytest.mark.every_version
 
 FIXES = (
     "add a primary key",

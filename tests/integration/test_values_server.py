@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
+import pytest
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
@@ -21,6 +22,9 @@ from wal2http_tui.replication.values import (
     ValueConverter,
     session_options,
 )
+
+# What PostgreSQL itself does: on every version found (tests/conftest.py).
+pytestmark = pytest.mark.every_version
 
 
 def session(pg, **kwargs) -> psycopg.Connection:

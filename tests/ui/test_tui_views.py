@@ -106,6 +106,34 @@ def test_retained_wal_above_a_gibibyte_or_rising_is_a_warning():
     assert summary == ("warning", "retained WAL 2.0 GiB: above 1.0 GiB, rising at every check")
 
 
+def findings(slot: SlotHealth) -> dict[str, tuple[str, str, str]]:
+    return {f.label: (f.value, f.level, f.note) for f in assess_slot(slot, rising=False)}
+
+
+def test_what_postgresql_17_and_18_say_of_a_slot_is_shown():
+    idle = replace(
+        HEALTHY,
+        active_pid=None,
+        failover=False,
+        synced=False,
+        inactive_since=NOW - 90,
+        idle_timeout="1d",
+    )
+    shown = findings(idle)
+    assert shown["failover"] == ("no", "ok", "lost if the primary fails over")
+    assert "synced" not in shown
+    assert shown["inactive for"] == ("1m30s", "warning", "invalidated after 1d idle")
+    assert shown["idle timeout"] == ("1d", "ok", "then the server invalidates it")
+    gone = findings(replace(HEALTHY, wal_status="lost", invalidation_reason="idle_timeout"))
+    assert gone["invalidated"] == (
+        "idle_timeout",
+        "error",
+        "it was inactive for longer than idle_replication_slot_timeout; raise "
+        "idle_replication_slot_timeout (0 turns it off), and keep the engine running",
+    )
+    assert "failover" not in findings(HEALTHY)  # before 17: no such column, no such line
+
+
 def test_a_missing_or_unreadable_slot_is_an_error():
     assert slot_summary(replace(HEALTHY, exists=False), rising=False) == (
         "error",

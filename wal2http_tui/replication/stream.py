@@ -425,7 +425,9 @@ class ReplicationStream:
             tables=self.config.tables,
             create_publication=self.config.create_publication,
             create_slot=self.config.create_slot,
+            failover_slot=self.config.failover_slot,
             publish=self.config.publish,
+            publish_generated_columns=self.config.publish_generated_columns,
             timeout=self.config.server_timeout_secs,
             positions=self.positions,
             target=self._target,
@@ -462,6 +464,7 @@ class ReplicationStream:
         choice = protocol_options(conn.server_version, self.config.publication_name)
         self.state.server_version = conn.server_version
         self.state.protocol_version = choice.version
+        self._say_if_failed_over(identity.timeline, report)
         self.state.timeline = identity.timeline
         decoder = PgOutputDecoder(
             self.state.relations, self.state.types, parallel_streaming=choice.parallel_streaming
@@ -486,6 +489,27 @@ class ReplicationStream:
             conn.server_version // 10000,
         )
         self._stream(conn, decoder)
+
+    def _say_if_failed_over(self, timeline: int, report: PreflightReport) -> None:
+        """A server of the same system on a newer timeline is a promoted standby: say so, and
+        whether the slot was one the standby kept in step (a failover slot, 17+)."""
+        before = self.state.timeline
+        if not before or timeline <= before:
+            return
+        slot = self.config.slot_name
+        kept = (
+            f"slot {slot} was synchronised to it from the former primary"
+            if report.slot_synced
+            else f"slot {slot} was not synchronised from the former primary"
+        )
+        log.warning(
+            "failover: the server at %s is a new primary (timeline %d, was %d); %s; streaming "
+            "on from where the slot is (what was sent since may be sent again)",
+            report.host,
+            timeline,
+            before,
+            kept,
+        )
 
     def _stream(self, conn: ReplicationConnection, decoder: PgOutputDecoder) -> None:
         state = self.state
@@ -577,7 +601,7 @@ class ReplicationStream:
         tables hold in it to the sinks, as read events, before the stream starts."""
         slot = self.config.slot_name
         self.state.set_state(EngineState.CONNECTING, "initial snapshot")
-        lsn, snapshot_name = conn.create_slot_exporting(slot)
+        lsn, snapshot_name = conn.create_slot_exporting(slot, failover=self.config.failover_slot)
         if self.positions is not None and self._system_id:
             self.positions.confirm(self._system_id, slot, self._target, lsn)
             self.positions.snapshot_started(self._system_id, slot, lsn)

@@ -116,13 +116,15 @@ class ReplicationConnection:
                 raise SlotInUse(message, int(active.group(1)))
             raise ReplicationError(f"START_REPLICATION failed: {message}")
 
-    def create_slot_exporting(self, slot: str) -> tuple[Lsn, str]:
+    def create_slot_exporting(self, slot: str, *, failover: bool = False) -> tuple[Lsn, str]:
         """``CREATE_REPLICATION_SLOT slot LOGICAL pgoutput`` exporting its snapshot: the slot's
         consistent point and the snapshot's name, which SQL connections import with ``SET
         TRANSACTION SNAPSHOT`` to see the database exactly as of that point. The snapshot lives
-        until this connection runs its next command."""
+        until this connection runs its next command. ``failover``: a failover slot (17+)."""
         assert self._conn is not None
         export = "(SNAPSHOT 'export')" if self.server_version >= 150000 else "EXPORT_SNAPSHOT"
+        if failover:
+            export = "(SNAPSHOT 'export', FAILOVER)"
         result = self._command(
             f"CREATE_REPLICATION_SLOT {quote_ident(slot)} LOGICAL pgoutput {export}"
         )

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Sparkline
 from wal2http_tui.engine.controls import SlotHealth
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.replica_identity import named
+from wal2http_tui.replication.slot_row import INVALIDATIONS
 from wal2http_tui.tui.keyed_table import KeyedTable
 from wal2http_tui.tui.live_static import LiveStatic
 from wal2http_tui.tui.monitor import Readings
@@ -95,7 +96,32 @@ def assess_slot(slot: SlotHealth, *, rising: bool) -> list[Finding]:
         ),
         Finding("safe_wal_size", human_bytes(safe), safe_level, safe_note),
         Finding("retained WAL", human_bytes(retained), retained_level, ", ".join(retained_notes)),
+        *assess_newer_columns(slot),
     ]
+
+
+def assess_newer_columns(slot: SlotHealth) -> list[Finding]:
+    """What PostgreSQL 16+ and 17+ say of a slot: why it was invalidated, whether it survives
+    a failover, since when nothing uses it and how long the server lets it idle (18+)."""
+    findings = []
+    if slot.invalidation_reason is not None:
+        what, prevention = INVALIDATIONS.get(slot.invalidation_reason, ("", ""))
+        note = f"{what}; {prevention}" if what else "see PostgreSQL's log for why"
+        findings.append(Finding("invalidated", slot.invalidation_reason, "error", note))
+    if slot.failover is not None:
+        note = "kept in step on standbys" if slot.failover else "lost if the primary fails over"
+        findings.append(Finding("failover", "yes" if slot.failover else "no", "ok", note))
+    if slot.synced:
+        findings.append(Finding("synced", "yes", "ok", "a copy from the primary"))
+    idle_limit = slot.idle_timeout if slot.idle_timeout not in ("", "0") else ""
+    if slot.inactive_since is not None and not slot.active_pid:
+        idle = human_duration(max(0.0, slot.checked_at - slot.inactive_since))
+        note = f"invalidated after {idle_limit} idle" if idle_limit else ""
+        findings.append(Finding("inactive for", idle, "warning", note))
+    if idle_limit:
+        # idle_replication_slot_timeout (18+), shortened to fit 80 columns
+        findings.append(Finding("idle timeout", idle_limit, "ok", "then the server invalidates it"))
+    return findings
 
 
 def assess_remembered(slot: SlotHealth) -> list[Finding]:
