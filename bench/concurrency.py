@@ -38,6 +38,7 @@ from bench import (
     HOOK0_FAKE_SCRIPT,
     TABLE,
     Receiver,
+    add_postgres_option,
     bench_database,
     confirmed,
     create_slots,
@@ -45,9 +46,9 @@ from bench import (
     http_sink,
     run_headless,
     scratch,
+    server_of,
     write_rows,
 )
-from bench.postgres_option import add_postgres_option, server_of
 from wal2http_tui.demo import throwaway
 from wal2http_tui.replication.messages import parse_lsn
 

@@ -71,7 +71,7 @@ SINK_COMMAND_NOT_TAKEN = {
 }
 TROUBLE_STATES = (EngineState.ERROR, EngineState.RECONNECTING, EngineState.STANDBY)
 # Global keys that would drop the editor's unsaved work, or type into it.
-NOT_IN_EDITOR = ("quit", "toggle_pause", "edit_config", "slot_health", "dead_letters")
+NOT_IN_EDITOR = ("quit", "detach", "toggle_pause", "edit_config", "slot_health", "dead_letters")
 # The screens holding work those keys would drop: the editor, the start of a backfill.
 EDITING_SCREENS = (ConfigEditorScreen, StartBackfillScreen)
 
@@ -89,6 +89,8 @@ class Wal2HttpApp(App[None]):
     DEFAULT_MODE = "main"  # added in __init__: as a mode (not the default screen) its CSS loads
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Quit: stop the engine (sinks drain), then exit"),
+        # attached to a running engine (wal2http-tui attach), q detaches instead: check_action
+        Binding("q", "detach", "Detach", tooltip="Detach: close this UI; the engine goes on"),
         Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume replication"),
         Binding(
             "e", "edit_config", "Config", tooltip="Edit, test, save and apply the configuration"
@@ -98,6 +100,7 @@ class Wal2HttpApp(App[None]):
         Binding("question_mark,f1", "help", "Help", tooltip="This keymap"),
         Binding("colon", "command_palette", "Commands", show=False, tooltip="Command palette"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+q", "detach", "Detach", show=False, priority=True),
     ]
 
     def __init__(
@@ -187,6 +190,9 @@ class Wal2HttpApp(App[None]):
 
     # -- rules ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        attached = self.engine.attached_to is not None
+        if (action == "quit" and attached) or (action == "detach" and not attached):
+            return False
         if action in NOT_IN_EDITOR and isinstance(self.screen, EDITING_SCREENS):
             return False
         if isinstance(self.screen, SCREEN_OF_ACTION.get(action, ())):
@@ -200,6 +206,10 @@ class Wal2HttpApp(App[None]):
         self.stopping = True
         self.poll()
         self.stop_engine()
+
+    async def action_detach(self) -> None:
+        """Attached: close this UI (``stop`` only disconnects); the engine goes on."""
+        await self.action_quit()
 
     @work(group="quit", exclusive=True)
     async def stop_engine(self) -> None:
@@ -244,7 +254,9 @@ class Wal2HttpApp(App[None]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             intro = help_intro(self.read_only, self.engine.attached_to)
-            self.push_screen(HelpScreen(KEYMAP, intro))
+            self.push_screen(
+                HelpScreen(keymap(attached=self.engine.attached_to is not None), intro)
+            )
 
     # -- intents from panes and screens ---------------------------------------------------------
     def on_inspect(self, message: Inspect) -> None:
@@ -340,6 +352,15 @@ KEYMAP: list[KeymapSection] = [
     ("Config editor", ConfigEditorScreen.BINDINGS + SectionList.BINDINGS),
     ("Confirmations", ConfirmScreen.BINDINGS),
 ]
+
+
+def keymap(*, attached: bool) -> list[KeymapSection]:
+    """``KEYMAP`` with the one of quit and detach that q does here."""
+    hidden = "quit" if attached else "detach"
+    return [
+        (title, [b for b in Binding.make_bindings(bindings) if b.action != hidden])
+        for title, bindings in KEYMAP
+    ]
 
 
 def help_intro(read_only: bool, attached_to: str | None = None) -> Content:
