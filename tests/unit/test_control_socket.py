@@ -12,7 +12,7 @@ import stat
 import orjson
 import pytest
 
-from tests.fakes.engine import FakeEngine, sample_world
+from tests.fakes.engine import sample_world
 from wal2http_tui.engine.control_protocol import PROTOCOL, ControlError, encode
 from wal2http_tui.engine.control_socket import (
     BESIDE_CONFIG_DIR_NAME,
@@ -158,5 +158,13 @@ def test_the_socket_of_a_file_is_found_without_its_secrets(tmp_path, monkeypatch
     )
 
 
-def test_fake_engine_keeps_the_contract():
-    assert FakeEngine.attached_to is None
+def test_a_client_that_says_nothing_is_dropped(served, monkeypatch):
+    from wal2http_tui.engine import control_socket
+
+    monkeypatch.setattr(control_socket, "HELLO_TIMEOUT", 0.3)
+    engine, path = served
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.connect(str(path))
+        silent.settimeout(5)
+        assert silent.recv(100) == b""  # closed by the engine, not left holding a place
+    assert RemoteEngine(path).sinks() == engine.sinks()

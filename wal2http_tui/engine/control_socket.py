@@ -52,6 +52,7 @@ log = logging.getLogger("wal2http_tui.control")
 SOCKET_DIR_NAME = "wal2http-tui"  # under $XDG_RUNTIME_DIR
 BESIDE_CONFIG_DIR_NAME = ".wal2http-tui"  # next to the configuration file otherwise
 MAX_CLIENTS = 16
+HELLO_TIMEOUT = 10.0
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -216,8 +217,9 @@ class ControlServer:
         conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
-        pid, uid, _ = peer_credentials(conn)
+        pid = 0
         try:
+            pid, uid, _ = peer_credentials(conn)
             if uid != os.getuid():
                 log.warning(
                     "control socket: refused pid %d of uid %d (only uid %d may attach)",
@@ -242,8 +244,12 @@ class ControlServer:
                 self._clients.discard(conn)
 
     def _greet(self, conn: socket.socket, reader: Any, pid: int) -> bool | None:
-        """Read the client's hello and answer it: whether it is read-only, None if refused."""
+        """Read the client's hello and answer it: whether it is read-only, None if refused.
+        A client that says nothing for ``HELLO_TIMEOUT`` seconds is dropped (it would hold one
+        of the ``MAX_CLIENTS`` places)."""
+        conn.settimeout(HELLO_TIMEOUT)
         hello = decode(reader.readline(MAX_LINE))
+        conn.settimeout(None)
         refusal = version_refusal(PROTOCOL, hello.get("protocol"), "engine")
         if refusal is not None:
             log.warning("control socket: refused pid %d (%s)", pid, refusal)
