@@ -419,6 +419,9 @@ class FakeEngine:
     # -- lifecycle -----------------------------------------------------------------------------
     attached_to: str | None = None
 
+    def config_environment(self) -> dict[str, str]:
+        return {}  # sample_world sets the sample's variables in the UI's own environment
+
     def start(self) -> None:
         self.calls.append(("start",))
         self.state = "streaming"

@@ -28,7 +28,9 @@ from wal2http_tui.engine.control_socket import socket_path_of_file
 from wal2http_tui.engine.controls import EngineUnreachable
 from wal2http_tui.engine.remote import RemoteEngine
 from wal2http_tui.tui.app import Wal2HttpApp
+from wal2http_tui.tui.editor import ConfigEditorScreen
 from wal2http_tui.tui.keyed_table import KeyedTable
+from wal2http_tui.tui.main_screen import MainScreen
 from wal2http_tui.tui.sinks import SinksPane
 
 pytestmark = pytest.mark.anyio
@@ -54,12 +56,14 @@ async def test_attach_drives_the_headless_engine_and_quitting_leaves_it_streamin
             write_config(
                 tmp_path,
                 pg,
-                http_sink(receiver.url, name="orders"),
+                http_sink(receiver.url, name="orders", auth_header="Bearer ${W2H_ATTACH_TOKEN}"),
                 slot="attach",
                 metrics_listen=f'"127.0.0.1:{port}"',
             )
         )
-        with Headless(path) as engine:
+        # the service's secret: in its environment, not in the shell that attaches
+        assert "W2H_ATTACH_TOKEN" not in os.environ
+        with Headless(path, env={"W2H_ATTACH_TOKEN": "t0ken"}) as engine:
             engine.wait_for_log("attach with `wal2http-tui attach --socket")
             engine.wait_for_log("streaming")
             _insert(pg.dsn, 1, 20)
@@ -87,6 +91,13 @@ async def test_attach_drives_the_headless_engine_and_quitting_leaves_it_streamin
                 assert f"attached to pid {engine.pid}" in _status(app, "source")
                 sinks = app.screen.query_one(SinksPane).query_one(KeyedTable)
                 assert str(sinks.get_cell("orders", "delivered")) == "20"
+
+                await pilot.press("e")  # the editor validates with the engine's ${VAR}s
+                await wait_for(pilot, lambda: isinstance(app.screen, ConfigEditorScreen), "editor")
+                status = app.screen.query_one("#editor-status", Static)
+                assert str(status.content).startswith("✓ valid"), status.content
+                await pilot.press("escape")
+                await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), "main screen")
 
                 await pilot.press("p")
                 engine.wait_for_log(f"control socket: pause() asked by pid {os.getpid()}")
@@ -122,7 +133,7 @@ async def test_attach_drives_the_headless_engine_and_quitting_leaves_it_streamin
             assert lost.state == "error" and "stopped answering" in lost.detail
             with pytest.raises(EngineUnreachable):
                 watcher.resume()
-        with Headless(path) as second:
+        with Headless(path, env={"W2H_ATTACH_TOKEN": "t0ken"}) as second:
             second.wait_for_log("was left by an engine that is gone: replacing it")
             second.wait_for_log("attach with `wal2http-tui attach --socket")
             wait_until(

@@ -1054,3 +1054,10 @@ def test_empty_metrics_listen_and_control_socket_mean_their_defaults(tmp_path):
     assert config.metrics_listen is None and config.control_socket is None
     config = load(HEAD + 'control_socket = "run/engine.sock"\n' + sink)
     assert config.control_socket == Path("wal2http.toml").absolute().parent / "run/engine.sock"
+
+
+def test_the_environment_a_file_references_is_only_its_variables():
+    from wal2http_tui.config.env import referenced_environment
+
+    text = 'a = "${X}"\nb = "$${Y}"  # escaped, not a reference\nc = "${UNSET}"\n'
+    assert referenced_environment(text, {"X": "1", "Y": "2", "OTHER": "3"}) == {"X": "1"}

@@ -20,6 +20,11 @@ def env_references(text: str) -> list[str]:
     return [m.group(1) for m in _ENV_REFERENCE.finditer(text) if m.group(1)]
 
 
+def referenced_environment(text: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The values ``environ`` has for the ``${VAR}`` references of a file's ``text``."""
+    return {name: environ[name] for name in env_references(text) if name in environ}
+
+
 def expand_env(
     value: Any,
     path: KeyPath,

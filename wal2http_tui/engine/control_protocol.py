@@ -60,6 +60,7 @@ class Call:
 
 CALLS: dict[str, Call] = {
     "config": Call(ReplicationConfig),
+    "config_environment": Call(dict[str, str]),
     "snapshot": Call(StateSnapshot),
     "sinks": Call(list[SinkSnapshot]),
     "transactions": Call(list[TxRecord]),

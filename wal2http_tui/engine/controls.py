@@ -96,6 +96,12 @@ class EngineControls(Protocol):
         dead letters screen names its ``dead_letter_path``."""
         ...
 
+    def config_environment(self) -> dict[str, str]:
+        """The engine's values of the ``${VAR}``s its configuration file uses: the editor
+        validates the file with them, so an attached UI needs none of them in its own shell
+        (``{}`` when the configuration was not read from a file). Reads the file: quick."""
+        ...
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Start replicating; returns at once (connecting happens on the engine's threads).

@@ -10,6 +10,7 @@ by restarting the replication worker). Every read returns plain values, safe fro
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -18,6 +19,9 @@ from dataclasses import replace
 
 import psycopg
 
+from wal2http_tui.config.env import referenced_environment
+from wal2http_tui.config.errors import ConfigError
+from wal2http_tui.config.loader import read_config_text
 from wal2http_tui.config.model import EventSinkConfig, ReplicationConfig
 from wal2http_tui.delivery.activity import AttemptRecord, RetryInfo, SinkSnapshot, TxRecord
 from wal2http_tui.delivery.dead_letters import DeadLetter, DeadLetterStore
@@ -229,6 +233,16 @@ class Engine:
         if worker is None:
             raise KeyError(f"no running sink named {name!r}")
         return worker
+
+    def config_environment(self) -> dict[str, str]:
+        path = self.config.source_path
+        if path is None:
+            return {}
+        try:
+            text = read_config_text(path)
+        except ConfigError:
+            return {}  # the editor says why when it opens the file
+        return referenced_environment(text, os.environ)
 
     # -- dead letters --------------------------------------------------------------------------
     def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:

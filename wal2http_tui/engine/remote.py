@@ -218,6 +218,9 @@ class RemoteEngine:
                 self._conn = None
 
     # -- reading -------------------------------------------------------------------------------
+    def config_environment(self) -> dict[str, str]:
+        return self._call("config_environment")
+
     @property
     def config(self) -> ReplicationConfig:
         return self._read("config", self._last["config"])

@@ -13,6 +13,7 @@ ask for with a message: none of them reaches back into the app.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -238,8 +239,16 @@ class Wal2HttpApp(App[None]):
         self.push_screen(screen)
 
     def action_edit_config(self) -> None:
+        """The file validated with the engine's values of its ${VAR}s (an attached UI's shell
+        may have none of them), this process's own environment for the rest. Reading them is
+        a file read or one local round trip: quick enough for the UI thread."""
         try:
-            document = ConfigDocument.open(self.config_path)
+            engine_env = self.engine.config_environment()
+        except EngineUnreachable as exc:
+            self.notify(str(exc), title="Cannot open the configuration", severity="error")
+            return
+        try:
+            document = ConfigDocument.open(self.config_path, environ={**os.environ, **engine_env})
         except ConfigError as exc:
             self.notify(str(exc), title="Cannot open the configuration", severity="error")
             return
