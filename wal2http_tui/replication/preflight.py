@@ -29,6 +29,7 @@ from wal2http_tui.replication.replica_identity import (
     keyless_tables,
     named,
     published_tables,
+    publishes_generated_columns,
 )
 from wal2http_tui.replication.slot_row import invalidation, read_slot_row
 
@@ -438,8 +439,7 @@ def _check_publication(
                 "applies only when wal2http-tui creates the publication: run ALTER PUBLICATION "
                 f"{name} SET (publish = '{publish}') to change it",
             )
-        generated = publication.get("pubgencols") in ("s", True)
-        if options.generated_columns and not generated:
+        if options.generated_columns and not publishes_generated_columns(conn, name):
             report.warn(
                 "publication",
                 f"publication {name} exists and does not publish generated columns; "
@@ -464,7 +464,9 @@ def _check_publication(
         _refuse_keyless(name, keyless_tables(conn, identifiers))
     if dry_run:
         report.passed("publication", f"publication {name} does not exist yet; created at start")
-        report.published = published_tables(conn, None, identifiers)
+        report.published = published_tables(
+            conn, None, identifiers, generated_columns=options.generated_columns
+        )
         return
     if identifiers:
         statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(

@@ -83,6 +83,7 @@ class PublishedTable:
     schema: str
     table: str
     key_columns: tuple[str, ...]
+    generated_columns: bool = False  # the publication publishes its stored generated columns
 
     @property
     def name(self) -> str:
@@ -127,17 +128,34 @@ def keyless_published_tables(conn: psycopg.Connection, publication: str) -> list
 
 
 def published_tables(
-    conn: psycopg.Connection, publication: str | None, tables: Sequence[sql.Composable] | None
+    conn: psycopg.Connection,
+    publication: str | None,
+    tables: Sequence[sql.Composable] | None,
+    *,
+    generated_columns: bool = False,
 ) -> list[PublishedTable]:
     """The tables of an existing ``publication``, or (None) those ``FOR TABLE tables`` (None:
-    ``FOR ALL TABLES``) would publish, with their key columns."""
+    ``FOR ALL TABLES``) would publish (with ``generated_columns`` when it would publish stored
+    generated columns), with their key columns."""
     oids = _published_leaves(conn, publication) if publication else _leaves(conn, tables)
     if not oids:
         return []
+    if publication:
+        generated_columns = publishes_generated_columns(conn, publication)
     return [
-        PublishedTable(oid, schema, table, tuple(keys))
+        PublishedTable(oid, schema, table, tuple(keys), generated_columns)
         for oid, schema, table, keys in conn.execute(_KEYS, (oids,))
     ]
+
+
+def publishes_generated_columns(conn: psycopg.Connection, publication: str) -> bool:
+    """Whether ``publication`` publishes stored generated columns (PostgreSQL 18+)."""
+    if conn.info.server_version < 180000:
+        return False
+    row = conn.execute(
+        "SELECT pubgencols::text = 's' FROM pg_publication WHERE pubname = %s", (publication,)
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _leaves(conn: psycopg.Connection, tables: Sequence[sql.Composable] | None) -> list[int]:

@@ -43,8 +43,13 @@ ORDER BY a.attnum
 def relation_of(conn: psycopg.Connection, table: PublishedTable) -> RelationInfo:
     identity = conn.execute("SELECT relreplident FROM pg_class WHERE oid = %s", (table.oid,))
     (replica_identity,) = identity.fetchone() or ("n",)
-    # generated columns (PostgreSQL 12+) are not sent by pgoutput
-    generated = "AND a.attgenerated = ''" if conn.info.server_version >= 120000 else ""
+    # what pgoutput sends of generated columns (PostgreSQL 12+): none, or with
+    # publish_generated_columns = stored (18+) the stored ones, never the virtual ones
+    generated = ""
+    if conn.info.server_version >= 120000:
+        generated = (
+            "AND a.attgenerated <> 'v'" if table.generated_columns else ("AND a.attgenerated = ''")
+        )
     query = sql.SQL(_COLUMNS).format(generated=sql.SQL(generated))
     columns = tuple(
         ColumnInfo(name, type_oid, modifier, bool(is_key))
