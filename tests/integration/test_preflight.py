@@ -198,3 +198,19 @@ def test_a_standby_slot_the_server_lacks_is_named():
         "synchronized_standby_slots names gone_standby, which this server does not have: "
         "logical walsenders wait for it"
     )
+
+
+def test_an_existing_slot_is_made_a_failover_slot_at_start(pg, tmp_path):
+    if pg.major < 17:
+        pytest.skip("failover slots need PostgreSQL 17+")
+    pg.execute("SELECT pg_create_logical_replication_slot('made_fo', 'pgoutput')")
+    with WebhookReceiver() as receiver:
+        text = (
+            f'connection_string = "{pg.dsn}"\nslot_name = "made_fo"\n'
+            f'publication_name = "made_fo_pub"\nfailover_slot = true\n{http_sink(receiver.url)}'
+        )
+        with running(make_server(tmp_path, text)):
+            failover = pg.execute(
+                "SELECT failover FROM pg_replication_slots WHERE slot_name = 'made_fo'"
+            )
+    assert failover == [(True,)]

@@ -65,6 +65,7 @@ class PreflightReport:
     slot_confirmed_lsn: Lsn = 0
     slot_created: bool = False
     slot_synced: bool = False  # the slot was synchronised from a primary (17+: a failover)
+    slot_needs_failover: bool = False  # failover_slot, and the existing slot is not one yet
     publication_created: bool = False
     lines: list[CheckLine] = field(default_factory=list)
     warnings: list[CheckLine] = field(default_factory=list)
@@ -581,13 +582,8 @@ def _check_failover(
         )
     row = read_slot_row(conn, name) if exists else None
     if row is not None and not row["failover"]:
-        report.warn(
-            "slot",
-            f"slot {name} is not a failover slot (failover_slot applies when wal2http-tui "
-            "creates it): run ALTER_REPLICATION_SLOT "
-            f'{name} (FAILOVER true) on a replication connection (psql "dbname=... '
-            'replication=database"), or drop the slot to have it created again',
-        )
+        report.slot_needs_failover = True
+        report.passed("slot", f"slot {name} is not a failover slot yet: made one at start")
     standbys = _setting(conn, "synchronized_standby_slots")
     if not standbys:
         report.warn(

@@ -456,6 +456,8 @@ class ReplicationStream:
         self._conn = conn
         self.state.set_state(EngineState.CONNECTING, "replication connection")
         identity = conn.connect()
+        if report.slot_needs_failover:
+            self._make_failover_slot(conn)
         self.state.system_id = identity.system_id
         self.state.database = identity.database
         self.handler.set_source(identity.system_id, identity.database)
@@ -489,6 +491,17 @@ class ReplicationStream:
             conn.server_version // 10000,
         )
         self._stream(conn, decoder)
+
+    def _make_failover_slot(self, conn: ReplicationConnection) -> None:
+        """``failover_slot`` for a slot created without it: altered, or said why not (the
+        engine streams on without the failover guarantee rather than not at all)."""
+        slot = self.config.slot_name
+        try:
+            conn.make_failover_slot(slot)
+        except ReplicationError as exc:
+            log.error("slot %s is not a failover slot, and making it one failed: %s", slot, exc)
+            return
+        log.info("slot %s is now a failover slot (ALTER_REPLICATION_SLOT ... (FAILOVER))", slot)
 
     def _say_if_failed_over(self, timeline: int, report: PreflightReport) -> None:
         """A server of the same system on a newer timeline is a promoted standby: say so, and

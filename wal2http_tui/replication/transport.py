@@ -130,6 +130,11 @@ class ReplicationConnection:
         )
         return _parse_lsn_bytes(result.get_value(0, 1)), _text(result.get_value(0, 2))
 
+    def make_failover_slot(self, slot: str) -> None:
+        """``ALTER_REPLICATION_SLOT slot (FAILOVER)`` (PostgreSQL 17+): standbys with
+        ``sync_replication_slots`` keep the slot in step from now on."""
+        self._command(f"ALTER_REPLICATION_SLOT {quote_ident(slot)} (FAILOVER)")
+
     # -- streaming ---------------------------------------------------------------------------
     def read(self, timeout: float) -> memoryview | bytes | None:
         """The next CopyData message, or None if nothing arrived within ``timeout`` seconds."""
