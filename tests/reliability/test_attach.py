@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -144,12 +145,14 @@ async def test_attach_drives_the_headless_engine_and_quitting_leaves_it_streamin
         assert not socket_file.exists()
 
 
-def test_another_uid_is_refused_by_its_credentials(pg_newest, tmp_path):
+def test_another_uid_is_refused_by_its_credentials(pg_newest, tmp_path, request):
     if os.getuid() != 0:
         pytest.skip("runs a client as another user: needs root")
     other = _unprivileged_user()
     pg = pg_newest
+    # outside tmp_path, whose parents only root may enter: the other user must reach the socket
     base = Path(tempfile.mkdtemp(prefix="w2h-ctl-"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
     base.chmod(0o755)
     control = base / "run" / "engine.sock"
     with WebhookReceiver() as receiver:
