@@ -7,6 +7,7 @@ keys a table of the file may hold are the dataclass fields, so a new setting is 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -39,6 +40,16 @@ PUBLISHED_OPERATIONS = ("insert", "update", "delete", "truncate")
 SINK_OPERATIONS = ("insert", "update", "delete", "truncate", "message", "read")
 MAX_BATCH_EVENTS = 10_000
 MAX_SOCKET_PATH_BYTES = 107  # a Unix socket's sun_path holds 108 bytes with its NUL
+
+
+def socket_path_too_long(path: Path) -> str | None:
+    """What is wrong with ``path`` as a Unix socket's, when it is too long: None if it fits."""
+    size = len(os.fsencode(path))
+    if size <= MAX_SOCKET_PATH_BYTES:
+        return None
+    return f"{path} is {size} bytes, and a Unix socket path is at most {MAX_SOCKET_PATH_BYTES}"
+
+
 DEFAULT_HOOK0_LABELS: Mapping[str, str] = {"source": "wal2http"}
 MAX_HOOK0_LABELS = 8  # Hook0 accepts 10; the sink adds `schema` and `table`
 RESERVED_HOOK0_LABELS = ("schema", "table")

@@ -28,6 +28,12 @@ _SECONDS_OR_OFF_EXPECTED = "a number of seconds >= 0 (0 turns it off)"
 _URL_EXPECTED = "an http:// or https:// URL"
 
 
+def resolve_beside(config_path: str | os.PathLike[str], text: str | Path) -> Path:
+    """A path the configuration file names: ``~`` expanded, relative to the file's directory."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(config_path).absolute().parent / path
+
+
 class ConfigSource:
     """The file being validated: its path (for messages and relative paths), its layout (for
     the line of each key) and the warnings found so far."""
@@ -48,9 +54,7 @@ class ConfigSource:
         self.warnings.append(str(self.error(key_path, message)))
 
     def resolve_path(self, text: str | Path) -> Path:
-        """A path the file names: ``~`` expanded, relative to the file's directory."""
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else self.absolute_path.parent / path
+        return resolve_beside(self.absolute_path, text)
 
 
 class TableReader:

@@ -4,7 +4,6 @@ wrong (a legacy table, no enabled sink) becomes one of the config's ``warnings``
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,11 +16,11 @@ from wal2http_tui.config.env import expand_env
 from wal2http_tui.config.messages import describe, show
 from wal2http_tui.config.model import (
     LEGACY_HTTP_KEY,
-    MAX_SOCKET_PATH_BYTES,
     PUBLISHED_OPERATIONS,
     ROOT_KEYS,
     ReplicationConfig,
     parse_listen,
+    socket_path_too_long,
 )
 from wal2http_tui.config.secrets import is_uri_conninfo, mask_conninfo
 from wal2http_tui.config.sink_validation import read_sinks
@@ -112,12 +111,8 @@ def _control_socket(source: ConfigSource, root: TableReader) -> Path | None:
     if not value:
         return None
     path = source.resolve_path(value)
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
-        raise root.fail(
-            "control_socket",
-            f"{path} is {len(os.fsencode(path))} bytes, and a Unix socket path is at most "
-            f"{MAX_SOCKET_PATH_BYTES}: choose a shorter path",
-        )
+    if problem := socket_path_too_long(path):
+        raise root.fail("control_socket", f"{problem}: choose a shorter path")
     return path
 
 

@@ -33,7 +33,8 @@ from wal2http_tui import __version__
 from wal2http_tui.config.env import expand_env
 from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.config.loader import parse_config_text, read_config_text
-from wal2http_tui.config.model import MAX_SOCKET_PATH_BYTES, ReplicationConfig
+from wal2http_tui.config.model import ReplicationConfig, socket_path_too_long
+from wal2http_tui.config.table_reader import resolve_beside
 from wal2http_tui.engine.control_protocol import (
     CALLS,
     MAX_LINE,
@@ -91,8 +92,7 @@ def socket_path_of_file(config_path: Path) -> Path:
     slot = root.get("slot_name") or ReplicationConfig.slot_name
     configured = root.get("control_socket")
     if isinstance(configured, str) and configured:
-        path = Path(configured).expanduser()
-        return path if path.is_absolute() else config_path.absolute().parent / path
+        return resolve_beside(config_path, configured)
     return default_socket_path(str(slot), config_path)
 
 
@@ -146,11 +146,9 @@ class ControlServer:
     """Serves ``engine`` (``EngineControls``) on the Unix socket at ``path``."""
 
     def __init__(self, engine: EngineControls, path: Path) -> None:
-        if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        if problem := socket_path_too_long(path):
             raise ControlError(
-                f"the control socket path {path} is {len(os.fsencode(path))} bytes, and a Unix "
-                f"socket path is at most {MAX_SOCKET_PATH_BYTES}: set control_socket to a "
-                "shorter path"
+                f"the control socket path {problem}: set control_socket to a shorter path"
             )
         self.engine = engine
         self.path = path

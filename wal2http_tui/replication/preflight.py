@@ -159,9 +159,10 @@ def run_preflight(
                     Publish(publish, publish_generated_columns),
                     dry_run,
                 )
-                exists = _check_slot(conn, report, slot_name, create_slot, dry_run)
+                slot = _check_slot(conn, report, slot_name, create_slot, dry_run)
+                exists = slot is not None
                 if failover_slot:
-                    _check_failover(conn, report, slot_name, exists)
+                    _check_failover(conn, report, slot_name, slot)
                 interrupted = False
                 recorded: tuple[Lsn, bool] | None = None  # the slot's initial snapshot, if any
                 if positions is not None:
@@ -529,8 +530,9 @@ def _warn_keyless(report: PreflightReport, name: str, keyless: list[KeylessTable
 
 def _check_slot(
     conn: psycopg.Connection, report: PreflightReport, name: str, create: bool, dry_run: bool
-) -> bool:
-    """Whether the slot exists (and is usable); False when it is missing and may be created."""
+) -> dict[str, Any] | None:
+    """The slot's row when it exists (and is usable); None when it is missing and may be
+    created."""
     row = read_slot_row(conn, name)
     if row is None:
         if not create:
@@ -542,7 +544,7 @@ def _check_slot(
             )
         if dry_run:
             report.passed("slot", f"slot {name} does not exist yet; created at start")
-        return False
+        return None
     plugin, slot_type, database = row["plugin"], row["slot_type"], row["database"]
     confirmed, wal_status = row["confirmed_flush_lsn"], row["wal_status"]
     if slot_type != "logical" or plugin != "pgoutput":
@@ -565,11 +567,11 @@ def _check_slot(
     report.slot_synced = bool(row["synced"])
     status = f", wal_status = {wal_status}" if wal_status else ""
     report.passed("slot", f"slot {name} uses pgoutput, confirmed up to {confirmed}{status}")
-    return True
+    return row
 
 
 def _check_failover(
-    conn: psycopg.Connection, report: PreflightReport, name: str, exists: bool
+    conn: psycopg.Connection, report: PreflightReport, name: str, row: dict[str, Any] | None
 ) -> None:
     """``failover_slot``: the server can keep a failover slot (17+), the slot is one, and the
     primary makes logical walsenders wait for its standbys (``synchronized_standby_slots``),
@@ -580,7 +582,6 @@ def _check_failover(
             "failover_slot = true needs PostgreSQL 17 or later (the server is "
             f"{report.server_version // 10000}): remove it, or upgrade the server",
         )
-    row = read_slot_row(conn, name) if exists else None
     if row is not None and not row["failover"]:
         report.slot_needs_failover = True
         report.passed("slot", f"slot {name} is not a failover slot yet: made one at start")

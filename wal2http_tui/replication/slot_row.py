@@ -62,7 +62,11 @@ def read_slot_row(conn: psycopg.Connection, slot_name: str) -> dict[str, Any] | 
     ``retained_bytes``; None when there is no such slot."""
     version = conn.info.server_version
     columns = [(name, sql if version >= since else "NULL") for name, sql, since in _COLUMNS]
-    retained = "NULL" if _in_recovery(conn) else "(pg_current_wal_lsn() - restart_lsn)::bigint"
+    # a standby has no current WAL position: pg_current_wal_lsn() would fail there
+    retained = (
+        "CASE WHEN pg_is_in_recovery() THEN NULL "
+        "ELSE (pg_current_wal_lsn() - restart_lsn)::bigint END"
+    )
     columns.append(("retained_bytes", retained))
     select = ", ".join(sql for _, sql in columns)
     row = conn.execute(
@@ -77,11 +81,6 @@ def read_slot_row(conn: psycopg.Connection, slot_name: str) -> dict[str, Any] | 
             "wal_removed" if values["wal_status"] == "lost" else CONFLICT
         )
     return values
-
-
-def _in_recovery(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-    return bool(row and row[0])
 
 
 def invalidation(slot_name: str, reason: str | None, wal_status: str | None) -> str | None:
