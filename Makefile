@@ -3,18 +3,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+# The compiled hot path: a change to its sources reinstalls (pip builds it again).
+NATIVE_SOURCES := setup.py $(wildcard wal2http_tui/csrc/*.c wal2http_tui/csrc/*.h)
 
-.PHONY: demo test lint bench nginx soak screenshots clean
+.PHONY: demo test lint native bench nginx soak screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP_RUN): pyproject.toml | $(BIN)/python
+$(STAMP_RUN): pyproject.toml $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
+$(STAMP_TEST): pyproject.toml $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
@@ -27,7 +29,12 @@ lint: $(STAMP_TEST)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+# The tests insist on the compiled hot path (an install without a compiler only warns).
+native: $(STAMP_TEST)
+	@WAL2HTTP_IMPL=native $(BIN)/python -c 'from wal2http_tui.replication import native; \
+		print("compiled hot path:", native.choose().why)'
+
+test: lint native
 	$(BIN)/pytest
 
 # make bench POSTGRES=18: against another PostgreSQL (15, 16 or 18; default the system's)
@@ -51,4 +58,4 @@ screenshots: $(STAMP_TEST)
 	$(BIN)/python -m tools.screenshots screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build wal2http_tui/*.so

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +42,7 @@ from bench import (
     create_slots,
     drop_slots,
     http_sink,
+    nginx,
     run_headless,
     scratch,
     server_of,
@@ -71,65 +70,6 @@ TARGETS = {
     "hook0": ("x", 5),
     "hook0_20ms": ("x", 5),
 }
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    keepalive_requests 10000000;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ return 204; }}
-    }}
-}}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_listening(port: int, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited at start (code {process.returncode})")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} is not listening on port {port}")
-
-
-@contextmanager
-def nginx() -> Iterator[str]:
-    """Debian's nginx answering 204 to everything; its URL."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        raise SystemExit("nginx is not installed: `make bench` installs it (apt-get install nginx)")
-    folder = scratch("nginx")
-    port = _free_port()
-    conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, port=port))
-    process = subprocess.Popen([binary, "-c", str(conf), "-p", str(folder), "-e", "stderr"])
-    try:
-        _wait_listening(port, process, "nginx")
-        yield f"http://127.0.0.1:{port}/events"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @contextmanager

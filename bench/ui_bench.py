@@ -3,7 +3,8 @@
 ``python bench/ui_bench.py headless|ui|keys|attached DSN SLOT URL ROWS PORT`` delivers ROWS
 rows (already in the slot) to the bench receiver at URL and prints ``{"rows_per_s": ...}``.
 With ``ui`` the Textual app runs headlessly under ``run_test()`` (120x36), polling and rendering
-as it would on a terminal, while the engine delivers; ``keys`` also presses a pane key four
+as it would on a terminal, with its engine in a child process as ``wal2http-tui run`` starts it
+(engine/child.py), while the engine delivers; ``keys`` also presses a pane key four
 times a second and reports how long each took to be handled. With ``attached`` the engine
 serves its control socket, as ``run --headless`` does, and the UI runs in a process of its own
 attached to it (``python bench/ui_bench.py _attach SOCKET``), as ``wal2http-tui attach`` does.
@@ -68,10 +69,10 @@ def main() -> None:
         'feedback_interval_secs = 1\n[[event_sinks.http]]\nname = "bench"\nenabled = true\n'
         f'url = "{url}"\nbatch_max_events = 500\n'
     )
-    engine = Engine(load_config(path))
     result: dict[str, float] = {}
     started = time.monotonic()
     if mode in ("headless", "attached"):
+        engine = Engine(load_config(path))
         control = ui = None
         if mode == "attached":
             control = ControlServer(engine, folder / "wal2http.sock")
@@ -100,12 +101,14 @@ def main() -> None:
     else:
         from textual import events
 
+        from wal2http_tui.cli import hosted_engine
         from wal2http_tui.tui.app import Wal2HttpApp
 
         keypress_ms: list[float] = []
+        hosted = hosted_engine(path, read_only=False, accept_gap=False)  # as `run` starts it
 
         async def with_ui() -> float:
-            app = Wal2HttpApp(engine, path)
+            app = Wal2HttpApp(hosted, path)
             async with app.run_test(size=(120, 36)) as pilot:
                 screen = app.screen
                 pane = 2
@@ -124,8 +127,7 @@ def main() -> None:
                 await pilot.press("q")
             return took
 
-        elapsed = asyncio.run(with_ui())
-        engine.stop()
+        elapsed = asyncio.run(with_ui())  # quitting stopped the engine
         result["keypress_max_ms"] = max(keypress_ms, default=0.0)
         result["keypress_p50_ms"] = sorted(keypress_ms)[len(keypress_ms) // 2] if keypress_ms else 0
     result["rows_per_s"] = rows_wanted / elapsed

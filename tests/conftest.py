@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 
 from wal2http_tui.demo import throwaway
+from wal2http_tui.replication import native
 
 SERVERS = throwaway.available_servers()
 # The whole suite runs on the oldest and the newest PostgreSQL found (15 and 18 here); a
@@ -18,6 +20,19 @@ SERVERS = throwaway.available_servers()
 # fit in the time CI allows, and what varies between versions is what those tests hold.
 FULL_MATRIX = {min(SERVERS), max(SERVERS)} if SERVERS else set()
 _database_numbers = itertools.count(1)
+# The hot path the engine runs in each version's tests (replication/native.py): the pure-Python
+# reference on the oldest version, the compiled one on the others, so the whole suite runs once
+# under each implementation in the time of one run (the equality tests in tests/unit hold the
+# two to the same bytes on the same input). WAL2HTTP_IMPL set for the whole run wins.
+COMPILED = native.NATIVE if native.compiled({}) is not None else native.PYTHON
+
+
+def hot_path_for(major: int) -> str:
+    if native.IMPL_VARIABLE in os.environ:
+        return os.environ[native.IMPL_VARIABLE]
+    return native.PYTHON if major == min(SERVERS) else COMPILED
+
+
 SLOW_FOLDERS = ("integration", "reliability")
 
 
@@ -88,8 +103,12 @@ def pg_newest(pg: Database) -> Database:
 
 
 @pytest.fixture
-def pg(pg_cluster: throwaway.ThrowawayCluster) -> Iterator[Database]:
-    """A fresh database; its replication slots and the database itself are dropped afterwards."""
+def pg(
+    pg_cluster: throwaway.ThrowawayCluster, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Database]:
+    """A fresh database; its replication slots and the database itself are dropped afterwards.
+    Engines started meanwhile (here or in child processes) run ``hot_path_for`` its version."""
+    monkeypatch.setenv(native.IMPL_VARIABLE, hot_path_for(pg_cluster.server.major))
     name = f"t{next(_database_numbers)}"
     admin = pg_cluster.dsn()
     with psycopg.connect(admin, autocommit=True) as conn:

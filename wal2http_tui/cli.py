@@ -55,12 +55,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(path)
         configure_logging()
         return run_headless(config, accept_gap=args.accept_gap)
-    from wal2http_tui.engine.facade import Engine
+    from wal2http_tui.engine.child import EngineNotStarted
     from wal2http_tui.tui.app import run_app
 
     # attaching first: the running engine's file may use ${VAR}s this shell does not have
-    engine = attachable_engine(path, read_only=args.read_only) or Engine(load_config(path))
+    engine = attachable_engine(path, read_only=args.read_only)
+    if engine is None:
+        load_config(path)  # a configuration error is said here, before any process starts
+        try:
+            engine = hosted_engine(path, read_only=args.read_only, accept_gap=args.accept_gap)
+        except EngineNotStarted as exc:
+            print(f"wal2http-tui: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     run_app(engine, path, read_only=args.read_only, mouse=not args.no_mouse)
+    return _hosted_exit(engine)
+
+
+def hosted_engine(path: Path, *, read_only: bool, accept_gap: bool) -> EngineControls:
+    """The engine this UI runs: in a child process of its own (engine/child.py), so the UI's
+    rendering takes nothing from it; in this process when its control socket cannot be served
+    (said on stderr). ``EngineNotStarted`` (with its log's last lines) when it exited."""
+    from wal2http_tui.engine.child import EngineNotStarted, EngineProcess
+    from wal2http_tui.engine.facade import Engine
+    from wal2http_tui.engine.remote import yield_cpu_to_the_engine
+
+    try:
+        child = EngineProcess(path, read_only=read_only, accept_gap=accept_gap)
+    except (EngineNotStarted, OSError) as exc:
+        if isinstance(exc, EngineNotStarted) and exc.exited:
+            raise
+        print(f"wal2http-tui: {exc}; running the engine in this process", file=sys.stderr)
+        return Engine(load_config(path), accept_gap=accept_gap)
+    yield_cpu_to_the_engine()
+    return child
+
+
+def _hosted_exit(engine: EngineControls) -> int:
+    """The exit status of ``run`` with its UI: the engine child's, said when it failed."""
+    from wal2http_tui.engine.child import EngineProcess
+
+    if not isinstance(engine, EngineProcess):
+        return EXIT_OK
+    failure = engine.failure()
+    if failure:
+        print(f"wal2http-tui: {failure}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

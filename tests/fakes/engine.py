@@ -461,6 +461,7 @@ class FakeEngine:
             gap_refused=self.gap_refused,
             wal_sender_timeout="1min",
             server_timeout_secs=60.0,
+            row_path="native",
         )
 
     def sinks(self) -> list[SinkSnapshot]:

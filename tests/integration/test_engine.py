@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import psycopg
 import pytest
 
+from tests.conftest import hot_path_for
 from tests.support.engine import http_sink, make_server, running, slot_confirmed_lsn, wait_until
 from wal2http_tui.demo.receiver import WebhookReceiver
 
@@ -50,6 +52,23 @@ def test_insert_update_delete_arrive_in_order_with_exact_values(pg, tmp_path, re
     assert [e["tx_size"] for e in events] == [2, 2, 1, 1]
     assert len(set(receiver.event_ids())) == 4
     assert len({e["lsn"] for e in events}) == 3
+
+
+def test_each_version_runs_the_hot_path_the_suite_chose_for_it(pg, tmp_path, receiver, caplog):
+    """The pure-Python reference on the oldest version, the compiled path on the others
+    (tests/conftest.py): the engine says which at start, and its state carries it."""
+    caplog.set_level(logging.INFO, logger="wal2http_tui")
+    pg.execute("CREATE TABLE t (id int PRIMARY KEY, note text)")
+    with running(make_server(tmp_path, _config(pg, http_sink(receiver.url)))) as server:
+        pg.execute("INSERT INTO t VALUES (1, 'é\n\"')")
+        (event,) = receiver.wait_for_events(1)
+        row_path = server.snapshot().row_path
+    expected = hot_path_for(pg.major)
+    assert row_path == expected
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("row path: ")]
+    assert said == [f"row path: {expected} (" + said[0].split(" (", 1)[1]]
+    assert ("WAL2HTTP_IMPL=python" in said[0]) == (expected == "python")
+    assert event["new"] == {"id": 1, "note": 'é\n"'}
 
 
 def test_confirmed_lsn_follows_delivery(pg, tmp_path, receiver):

@@ -17,7 +17,7 @@ from wal2http_tui.config.loader import load_config_text
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 from wal2http_tui.engine.facade import Engine
 from wal2http_tui.engine.server import ReplicationServer
-from wal2http_tui.replication.decoder import PgOutputDecoder
+from wal2http_tui.replication.assembler import TransactionAssembler
 from wal2http_tui.replication.messages import ProtocolError, format_lsn, parse_lsn
 
 SLOT = "fail"
@@ -95,14 +95,20 @@ def test_the_same_undecodable_message_three_times_stops_with_its_lsn_and_confirm
     pg, tmp_path, monkeypatch, caplog
 ):
     pg.execute("CREATE TABLE t (id int PRIMARY KEY, note text)")
-    decode = PgOutputDecoder.decode
+    wire_feeder = TransactionAssembler.wire_feeder
 
-    def decode_but_poison(self, data, offset=0):
-        if b"poison" in bytes(data):
-            raise ProtocolError("Insert", 17, "a value this decoder cannot read")
-        return decode(self, data, offset)
+    def poisoned_feeder(self, decoder):
+        """Whichever path renders the rows (compiled or Python), the poisoned one fails."""
+        feed_wire = wire_feeder(self, decoder)
 
-    monkeypatch.setattr(PgOutputDecoder, "decode", decode_but_poison)
+        def feed_but_poison(data, offset):
+            if b"poison" in bytes(data):
+                raise ProtocolError("Insert", 17, "a value this decoder cannot read")
+            feed_wire(data, offset)
+
+        return feed_but_poison
+
+    monkeypatch.setattr(TransactionAssembler, "wire_feeder", poisoned_feeder)
     with WebhookReceiver() as receiver:
         config = load(tmp_path, pg, http_sink(receiver.url))
         create_publication_and_slot(pg)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
-from tests.fakes.engine import NOW, GiB
+from tests.fakes.engine import NOW, FakeEngine, GiB
+from wal2http_tui.config.model import ReplicationConfig
 from wal2http_tui.engine.facade import SlotHealth
 from wal2http_tui.tui.config_fields import ROOT_FIELDS, SINK_FIELDS, from_text, masked, to_text
 from wal2http_tui.tui.json_view import pretty_json
@@ -16,6 +18,7 @@ from wal2http_tui.tui.log_pane import new_lines
 from wal2http_tui.tui.marks import marks_legend
 from wal2http_tui.tui.monitor import EventRate, SlotTrend
 from wal2http_tui.tui.slot_health import assess_slot, slot_summary
+from wal2http_tui.tui.status import source_line
 from wal2http_tui.tui.units import countdown, human_bytes, human_duration, server_version
 
 MiB = 1024 * 1024
@@ -224,3 +227,20 @@ def test_units_read_short():
     assert countdown(NOW + 4, NOW) == "in 4.0s"
     assert countdown(NOW - 1, NOW) == "now"
     assert server_version(160004) == "16.4"
+
+
+@pytest.mark.parametrize(
+    ("row_path", "shown"),
+    [
+        ("native", " · compiled"),
+        ("python", " · pure Python"),
+        ("python, not built", " · pure Python: the compiled path is not built"),
+        ("", " · pgoutput v4"),
+    ],
+)
+def test_the_source_line_ends_with_what_renders_the_rows(row_path, shown):
+    state = replace(
+        FakeEngine(ReplicationConfig(connection_string="")).snapshot(), row_path=row_path
+    )
+    line = source_line(SimpleNamespace(state=state, attached_to=None))
+    assert line.plain.endswith(shown)

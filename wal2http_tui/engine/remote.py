@@ -230,9 +230,14 @@ class RemoteEngine:
             return self._call("snapshot")
         except EngineUnreachable as exc:
             last: StateSnapshot = self._last["snapshot"]
+            why = self.unreachable_because(exc)
             return replace(
-                last, state=EngineState.ERROR, detail=str(exc), last_error=str(exc), gap_refused=""
+                last, state=EngineState.ERROR, detail=why, last_error=why, gap_refused=""
             )
+
+    def unreachable_because(self, exc: EngineUnreachable) -> str:
+        """What the UI says when the engine does not answer."""
+        return str(exc)
 
     def sinks(self) -> list[SinkSnapshot]:
         return self._read("sinks", [])

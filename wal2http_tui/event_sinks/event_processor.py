@@ -23,6 +23,7 @@ import orjson
 
 from wal2http_tui import __version__
 from wal2http_tui.config.model import EVENT_FORMATS
+from wal2http_tui.replication import native
 from wal2http_tui.replication.messages import format_lsn, pg_timestamp_to_datetime
 from wal2http_tui.replication.transactions import Change, Transaction
 
@@ -57,11 +58,14 @@ def batch_id(events: Sequence[Event]) -> str:
     return _uuid5(f"batch/{events[0].event_id}/{events[-1].event_id}/{len(events)}")
 
 
+def _id_prefix(system_id: str, slot: str, commit_lsn: int) -> bytes:
+    """What every event id of one transaction hashes before its ``seq``."""
+    return EVENT_ID_NAMESPACE + f"{system_id}/{slot}/{format_lsn(commit_lsn)}/".encode()
+
+
 def _id_hash(system_id: str, slot: str, commit_lsn: int) -> HASH:
     """SHA-1 state after the namespace and ``system_id/slot/lsn/``: one per transaction."""
-    return hashlib.sha1(
-        EVENT_ID_NAMESPACE + f"{system_id}/{slot}/{format_lsn(commit_lsn)}/".encode()
-    )
+    return hashlib.sha1(_id_prefix(system_id, slot, commit_lsn))
 
 
 def _uuid_from(prefix_hash: HASH, seq: int) -> str:
@@ -124,7 +128,8 @@ class _TxContext:
     """What every event of one transaction shares, rendered once."""
 
     tx: Transaction
-    id_hash: HASH  # hashlib state after the event id prefix
+    id_prefix: bytes  # what the event ids hash before their seq
+    id_hash: HASH  # hashlib state after it
     lsn: str
     commit_time: str
     commit_ms: int
@@ -152,10 +157,21 @@ class EventProcessor:
     are built as dictionaries. Both produce the same documents.
     """
 
-    def __init__(self, source: SourceInfo, event_format: str = "json") -> None:
+    def __init__(
+        self, source: SourceInfo, event_format: str = "json", *, compiled: bool | None = None
+    ) -> None:
+        """``compiled``: build row events with the compiled hot path (None: when
+        ``WAL2HTTP_IMPL`` chooses it; see replication/native.py)."""
         if event_format not in EVENT_FORMATS:
             raise ValueError(f"event_format must be one of {', '.join(EVENT_FORMATS)}")
         self.event_format = event_format
+        module = native.compiled() if compiled is None or compiled else None
+        if compiled and module is None:
+            raise ValueError("the compiled hot path is not built (see replication/native.py)")
+        self._compiled_id = None if module is None else module.event_id
+        self._compiled_json = (
+            None if module is None or event_format != "json" else module.json_row_event
+        )
         self._context: _TxContext | None = None
         self._table_ops: dict[tuple[str, str, str], _TableOp] = {}
         self.source = source
@@ -182,6 +198,37 @@ class EventProcessor:
         if context is None or context.tx is not tx:
             context = self._context = self._tx_context(tx)
         op = change.op
+        if op in _ROW_OPS:
+            schema, table = change.schema, change.table
+            table_op = self._table_op(schema, table, op)
+            compiled_json = self._compiled_json
+            if compiled_json is not None:
+                event_id, payload = compiled_json(
+                    context.id_prefix,
+                    seq,
+                    table_op.json_head,
+                    change.new,
+                    change.old,
+                    change.key,
+                    change.unchanged_toast,
+                    context.json_middle,
+                    context.json_tail,
+                )
+            else:
+                event_id = self._event_id(context, seq)
+                payload = self._row_payload(event_id, seq, tx.xid, change, context, table_op)
+            return Event(
+                event_id,
+                table_op.event_type,
+                op,
+                schema,
+                table,
+                context.lsn,
+                context.commit_time,
+                seq,
+                payload,
+                tx.xid,
+            )
         if op == "message":
             schema, table = "", ""
             extra = change.extra
@@ -189,9 +236,9 @@ class EventProcessor:
             event_type = f"logical_message.{extra['prefix']}.message"
         else:
             schema, table = change.schema, change.table
-            event_type = ""
+            event_type = f"{schema}.{table}.{op}"
         event = Event(
-            event_id=_uuid_from(context.id_hash, seq),
+            event_id=self.read_event_id(change) if op == "read" else self._event_id(context, seq),
             event_type=event_type,
             op=op,
             schema=schema,
@@ -202,17 +249,14 @@ class EventProcessor:
             payload=b"",
             xid=tx.xid,
         )
-        if op in _ROW_OPS:
-            table_op = self._table_op(schema, table, op)
-            event.event_type = table_op.event_type
-            event.payload = self._row_payload(event, change, context, table_op)
-        else:
-            if not event_type:
-                event.event_type = f"{schema}.{table}.{op}"
-            if op == "read":
-                event.event_id = self.read_event_id(change)
-            event.payload = self.format_payload(event, change, tx.size)
+        event.payload = self.format_payload(event, change, tx.size)
         return event
+
+    def _event_id(self, context: _TxContext, seq: int) -> str:
+        compiled = self._compiled_id
+        if compiled is not None:
+            return compiled(context.id_prefix, seq)
+        return _uuid_from(context.id_hash, seq)
 
     def read_event_id(self, change: Change) -> str:
         """A read event's id: UUIDv5 of where it comes from (the initial snapshot's position, or
@@ -249,11 +293,13 @@ class EventProcessor:
 
     # -- the row-change fast path ---------------------------------------------------------------
     def _tx_context(self, tx: Transaction) -> _TxContext:
+        prefix = _id_prefix(self.source.system_id, self.source.slot, tx.commit_lsn)
         lsn = format_lsn(tx.commit_lsn)
         commit_time = rfc3339(tx.commit_time)
         return _TxContext(
             tx=tx,
-            id_hash=_id_hash(self.source.system_id, self.source.slot, tx.commit_lsn),
+            id_prefix=prefix,
+            id_hash=hashlib.sha1(prefix),
             lsn=lsn,
             commit_time=commit_time,
             commit_ms=_commit_ms(commit_time),
@@ -279,28 +325,35 @@ class EventProcessor:
         return cached
 
     def _row_payload(
-        self, event: Event, change: Change, context: _TxContext, table_op: _TableOp
+        self,
+        event_id: str,
+        seq: int,
+        xid: int,
+        change: Change,
+        context: _TxContext,
+        table_op: _TableOp,
     ) -> bytes:
+        """A row change's payload (the compiled json_row_event writes the same json format)."""
         new, old = change.new or "null", change.old or "null"
         if self.event_format == "debezium":
             return (
-                f'{{"event_id":"{event.event_id}","before":{old},"after":{new},'
+                f'{{"event_id":"{event_id}","before":{old},"after":{new},'
                 f'"op":"{table_op.debezium_op}","ts_ms":{context.commit_ms},'
                 f'"source":{{"version":"{__version__}","connector":"wal2http",'
                 f'"name":{_text(self.source.slot)},"ts_ms":{context.commit_ms},'
                 f'"db":{_text(self.source.database)},{table_op.debezium_place},'
-                f'"txId":{event.xid},"lsn":"{context.lsn}","sequence":{event.seq}}}}}'
+                f'"txId":{xid},"lsn":"{context.lsn}","sequence":{seq}}}}}'
             ).encode()
         toast = _text(list(change.unchanged_toast)) if change.unchanged_toast else "[]"
         body = (
-            f'{{"event_id":"{event.event_id}",{table_op.json_head},"new":{new},"old":{old},'
+            f'{{"event_id":"{event_id}",{table_op.json_head},"new":{new},"old":{old},'
             f'"key":{change.key or "null"},"unchanged_toast":{toast}'
-            f"{context.json_middle}{event.seq}{context.json_tail}"
+            f"{context.json_middle}{seq}{context.json_tail}"
         )
         if self.event_format == "json":
             return body.encode()
         return (
-            f'{{"specversion":"1.0","id":"{event.event_id}",'
+            f'{{"specversion":"1.0","id":"{event_id}",'
             f'"source":{_text(f"/wal2http/{self.source.database}/{self.source.slot}")},'
             f'{table_op.cloudevents_head},"time":"{context.commit_time}",'
             f'"datacontenttype":"application/json","data":{body}}}'

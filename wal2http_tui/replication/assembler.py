@@ -17,7 +17,9 @@ from pathlib import Path
 
 import orjson
 
+from wal2http_tui.replication import native
 from wal2http_tui.replication.backfill_requests import PREFIX as BACKFILL_PREFIX
+from wal2http_tui.replication.decoder import PgOutputDecoder
 from wal2http_tui.replication.messages import (
     TRUNCATE_CASCADE,
     TRUNCATE_RESTART_IDENTITY,
@@ -86,6 +88,8 @@ class TransactionAssembler:
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         on_relation: Callable[[RelationInfo], None] | None = None,
         on_control: Callable[[Message], None] | None = None,
+        *,
+        compiled: bool = False,
     ) -> None:
         self._relations = relations
         self._converter = converter
@@ -99,6 +103,10 @@ class TransactionAssembler:
         self._prepared: dict[str, _Open] = {}
         self._stream_xid: Xid | None = None
         self._row_converters: dict[int, tuple[RelationInfo, RowConverter, tuple[str, ...]]] = {}
+        # The compiled row path (native.py), when asked for: ``row_changes(data, offset,
+        # in_stream)`` renders a row change message with the layouts built here, or declines.
+        self._layouts: dict[int, object] = {}
+        self.row_changes = native.row_changes(relations, self._layouts) if compiled else None
 
     @property
     def in_flight(self) -> bool:
@@ -116,6 +124,25 @@ class TransactionAssembler:
         self._stream_xid = None
 
     # -- the message stream -------------------------------------------------------------------
+    def wire_feeder(self, decoder: PgOutputDecoder) -> Callable[[bytes | memoryview, int], None]:
+        """``feed_wire(data, offset)``: feeds the pgoutput message at ``offset`` of ``data``.
+
+        Row changes go to the compiled row path when it is on; what it declines, and every other
+        message, is decoded by ``decoder`` (which keeps the relations this assembler reads).
+        """
+        decode, feed, append, row_changes = decoder.decode, self.feed, self.append, self.row_changes
+        if row_changes is None:
+            return lambda data, offset: feed(decode(data, offset))
+
+        def feed_wire(data: bytes | memoryview, offset: int) -> None:
+            row = row_changes(data, offset, decoder.in_stream)
+            if row is None:
+                feed(decode(data, offset))
+            else:
+                append(*row)
+
+        return feed_wire
+
     def feed(self, message: ReplicationMessage) -> None:
         # Row changes first: one call per row. Three isinstance calls rather than a match
         # statement or an isinstance tuple (SIM101): CPython 3.11 specialises isinstance(x, C),
@@ -126,7 +153,7 @@ class TransactionAssembler:
             or isinstance(message, Update)
             or isinstance(message, Delete)
         ):
-            self._append(message.xid, self._row_change(message))
+            self.append(message.xid, self._row_change(message))
         elif isinstance(message, Begin):
             self._current = self._open(message.xid, message.final_lsn, message.timestamp)
         elif isinstance(message, Commit):
@@ -134,7 +161,7 @@ class TransactionAssembler:
             self._emit(current, message.commit_lsn, message.end_lsn, message.timestamp)
         elif isinstance(message, Truncate):
             for change in self._truncate_changes(message):
-                self._append(message.xid, change)
+                self.append(message.xid, change)
         elif isinstance(message, Message):
             self._message(message)
         elif isinstance(message, StreamStart):
@@ -168,12 +195,14 @@ class TransactionAssembler:
                 prepared.changes.discard()
         elif isinstance(message, Relation):
             self._row_converters.pop(message.relation.oid, None)
+            self._layouts.pop(message.relation.oid, None)
             if self._on_relation is not None:
                 self._on_relation(message.relation)
         elif isinstance(message, Type):
             # A custom type was (re)announced: it may have changed (ALTER TYPE).
             self._converter.invalidate()
             self._row_converters.clear()
+            self._layouts.clear()
 
     # -- helpers ------------------------------------------------------------------------------
     def _open(self, xid: Xid, commit_lsn: Lsn, timestamp: int, *, streamed: bool = False) -> _Open:
@@ -187,7 +216,8 @@ class TransactionAssembler:
         self._current = None
         return current
 
-    def _append(self, xid: Xid | None, change: Change) -> None:
+    def append(self, xid: Xid | None, change: Change) -> None:
+        """Add a row change to its open transaction (xid: a streamed transaction's)."""
         if xid is not None:
             stream = self._streams.get(self._stream_xid) if self._stream_xid is not None else None
             if stream is None:
@@ -242,7 +272,7 @@ class TransactionAssembler:
             },
         )
         if message.transactional:
-            self._append(message.xid, change)
+            self.append(message.xid, change)
             return
         # A non-transactional message stands alone: deliver it as its own unit at its LSN.
         single = self._open(0, message.lsn, 0)
@@ -263,6 +293,8 @@ class TransactionAssembler:
         converter = self._converter.row_converter(relation)
         keys = self._converter.key_columns(relation)
         self._row_converters[relation.oid] = (relation, converter, keys)
+        if self.row_changes is not None:
+            self._layouts[relation.oid] = native.layout(relation, converter, keys)
         return converter, keys
 
     def _row_change(self, message: Insert | Update | Delete) -> Change:

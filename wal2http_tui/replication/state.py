@@ -63,6 +63,7 @@ class StateSnapshot:
     wal_sender_timeout: str = ""  # the server's, as SHOW renders it
     server_timeout_secs: float = 0.0  # ours: silence this long means reconnect (0: never)
     gap_refused: str = ""  # why streaming was refused over a gap (the operator may accept it)
+    row_path: str = ""  # native (compiled) or python: what renders the row changes
 
     @property
     def lag_bytes(self) -> int:
@@ -119,6 +120,7 @@ class ReplicationState:
     wal_sender_timeout: str = ""
     server_timeout_secs: float = 0.0
     gap_refused: str = ""
+    row_path: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get_relation(self, oid: Oid) -> RelationInfo | None:
@@ -184,4 +186,5 @@ class ReplicationState:
                 wal_sender_timeout=self.wal_sender_timeout,
                 server_timeout_secs=self.server_timeout_secs,
                 gap_refused=self.gap_refused,
+                row_path=self.row_path,
             )

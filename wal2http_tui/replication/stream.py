@@ -20,6 +20,7 @@ from typing import Protocol
 import psycopg
 
 from wal2http_tui.config.model import ReplicationConfig
+from wal2http_tui.replication import native
 from wal2http_tui.replication.assembler import TransactionAssembler
 from wal2http_tui.replication.backfill_store import BackfillStore
 from wal2http_tui.replication.backfills import Backfills
@@ -236,6 +237,12 @@ class ReplicationStream:
         assembler_kwargs = {}
         if spool_memory_limit is not None:
             assembler_kwargs["memory_limit"] = spool_memory_limit
+        self.row_path_error = ""  # WAL2HTTP_IMPL asks for what cannot be: run() refuses to start
+        try:
+            self.row_path = native.choose()
+        except ValueError as exc:
+            self.row_path, self.row_path_error = native.Implementation(native.PYTHON, ""), str(exc)
+        self.state.row_path = self.row_path.name + (", not built" if self.row_path.warning else "")
         self._assembler = TransactionAssembler(
             self.state.relations,
             self._converter,
@@ -243,6 +250,7 @@ class ReplicationStream:
             self._on_transaction,
             on_relation=self._on_relation,
             on_control=self._on_backfill_message,
+            compiled=self.row_path.name == native.NATIVE,
             **assembler_kwargs,
         )
         self.backfills: Backfills | None = None  # on-demand backfills (they need the state file)
@@ -323,10 +331,18 @@ class ReplicationStream:
 
     def run(self) -> None:
         """The replication loop, in the calling thread, until ``stop()``."""
-        if not self.handler.consumers:
-            self.fatal_error = NO_CONSUMER
-            self.state.set_state(EngineState.ERROR, NO_CONSUMER, error=NO_CONSUMER)
-            raise FatalReplicationError(NO_CONSUMER)
+        refusal = self.row_path_error or ("" if self.handler.consumers else NO_CONSUMER)
+        if refusal:
+            self.fatal_error = refusal
+            self.state.set_state(EngineState.ERROR, refusal, error=refusal)
+            raise FatalReplicationError(refusal)
+        path = self.row_path
+        log.log(
+            logging.WARNING if path.warning else logging.INFO,
+            "row path: %s (%s)",
+            path.name,
+            path.why,
+        )
         self.handler.start_delivery()
         attempt = 0
         try:
@@ -526,8 +542,7 @@ class ReplicationStream:
 
     def _stream(self, conn: ReplicationConnection, decoder: PgOutputDecoder) -> None:
         state = self.state
-        decode = decoder.decode
-        feed = self._assembler.feed
+        feed_wire = self._assembler.wire_feeder(decoder)
         unpack_xlog = XLOGDATA_HEADER.unpack_from
         interval = float(self.config.feedback_interval_secs)
         silence = Silence(self.config.server_timeout_secs)
@@ -555,7 +570,7 @@ class ReplicationStream:
                     state.messages += 1
                     state.bytes += len(data)
                     try:
-                        feed(decode(data, PAYLOAD_OFFSET))
+                        feed_wire(data, PAYLOAD_OFFSET)
                     except ProtocolError as exc:
                         exc.lsn = start
                         raise

@@ -317,6 +317,19 @@ _SCALAR_CONVERTERS: dict[Oid, Converter] = {
     JSONB: _jsonb,
 }
 
+# The converters the compiled row path (csrc/rows.c) has a rule of its own for, by the name of its
+# rule; it renders every other converter's values by calling the converter.
+CONVERTER_KINDS: dict[Converter, str] = {
+    _text: "text",
+    int: "int",
+    _bool: "bool",
+    _numeric: "numeric",
+    _float: "float",
+    _jsonb: "jsonb",
+    _timestamp: "timestamp",
+    _timestamptz: "timestamptz",
+}
+
 # Built-in scalar types to_jsonb renders as their output text.
 _TEXT_TYPES: dict[Oid, str] = {
     17: "bytea",
@@ -634,6 +647,11 @@ class RowConverter:
         self.relation = relation
         self._columns = tuple(zip((c.name for c in relation.columns), converters, strict=True))
         self._positions = {column.name: i for i, column in enumerate(relation.columns)}
+
+    @property
+    def converters(self) -> tuple[Converter, ...]:
+        """One converter per column, in column order."""
+        return tuple(convert for _, convert in self._columns)
 
     def __call__(
         self, new: TupleData, old: TupleData | None = None

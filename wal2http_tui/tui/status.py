@@ -71,6 +71,15 @@ def state_line(readings: Readings) -> Content:
     return Content.assemble(*parts)
 
 
+# What renders the rows (replication/native.py), last on the source line: a narrow terminal
+# cuts it first.
+ROW_PATHS: dict[str, tuple[str | tuple[str, str], ...]] = {
+    "native": (" · compiled",),
+    "python": (" · pure Python",),
+    "python, not built": (" · ", ("pure Python: the compiled path is not built", "$warning")),
+}
+
+
 def source_line(readings: Readings) -> Content:
     state = readings.state
     where = f"{state.database or '?'} @ {state.host or '?'}"
@@ -79,7 +88,8 @@ def source_line(readings: Readings) -> Content:
     parts: list[Content | str | tuple[str, str]] = []
     if readings.attached_to:
         parts += [(f"⇄ attached to {readings.attached_to}", "bold $accent"), " · "]
-    return Content.assemble(*parts, (where, "bold"), f" · {version} · {protocol}")
+    path = ROW_PATHS.get(state.row_path)
+    return Content.assemble(*parts, (where, "bold"), f" · {version} · {protocol}", *path or ())
 
 
 def slot_line(readings: Readings) -> Content:
