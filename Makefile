@@ -34,8 +34,11 @@ native: $(STAMP_TEST)
 	@WAL2HTTP_IMPL=native $(BIN)/python -c 'from wal2http_tui.replication import native; \
 		print("compiled hot path:", native.choose().why)'
 
+# The suite runs the engine on the Python path on the oldest PostgreSQL and on the compiled one
+# on the others (tests/conftest.py); the unit tests run once more on the Python path.
 test: lint native
 	$(BIN)/pytest
+	WAL2HTTP_IMPL=python $(BIN)/pytest -q -m "not slow" tests/unit -k "not native"
 
 # make bench POSTGRES=18: against another PostgreSQL (15, 16 or 18; default the system's)
 BENCH_POSTGRES := $(if $(POSTGRES),--postgres $(POSTGRES),)

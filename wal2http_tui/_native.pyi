@@ -10,6 +10,7 @@ JSONB: int
 TIMESTAMP: int
 TIMESTAMPTZ: int
 PYTHON: int
+ARRAY: int
 KIND_COUNT: int
 
 class Layout:
@@ -21,7 +22,10 @@ class Layout:
         names: tuple[str, ...],
         name_json: tuple[bytes, ...],
         kinds: bytes,
+        element_kinds: bytes,
+        delimiters: bytes,
         converters: tuple[Callable[[str], object], ...],
+        element_converters: tuple[Callable[[str], object] | None, ...],
         key_positions: tuple[int, ...],
         key_json: tuple[bytes, ...],
     ) -> None: ...

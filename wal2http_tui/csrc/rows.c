@@ -27,6 +27,7 @@ enum {
     K_TIMESTAMP,    /* the first space becomes 'T' */
     K_TIMESTAMPTZ,  /* as timestamp, '+00' becomes '+00:00' (other offsets: the converter) */
     K_PYTHON,       /* the Python converter, then orjson.dumps */
+    K_ARRAY,        /* one-dimensional, no quoted element: each element by its kind's rule */
     K_COUNT
 };
 
@@ -40,8 +41,11 @@ typedef struct {
     PyObject *names;      /* tuple of str, one per column */
     PyObject *name_json;  /* tuple of bytes: '"name":' */
     PyObject *converters; /* tuple of callables */
+    PyObject *element_converters; /* tuple: an array column's element converter, else None */
     Py_ssize_t ncols;
     unsigned char *kinds;
+    unsigned char *element_kinds; /* an array column's elements' kind */
+    char *delimiters;             /* an array column's element delimiter */
     Py_ssize_t nkeys;
     Py_ssize_t *key_positions; /* -1: a key column the relation does not have */
     PyObject *key_json;        /* tuple of bytes: '"key":' */
@@ -54,54 +58,75 @@ static void layout_dealloc(Layout *self) {
     Py_XDECREF(self->names);
     Py_XDECREF(self->name_json);
     Py_XDECREF(self->converters);
+    Py_XDECREF(self->element_converters);
     Py_XDECREF(self->key_json);
     PyMem_Free(self->kinds);
+    PyMem_Free(self->element_kinds);
+    PyMem_Free(self->delimiters);
     PyMem_Free(self->key_positions);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static unsigned char *copy_of(const char *bytes, Py_ssize_t n) {
+    unsigned char *copy = PyMem_Malloc((size_t)(n ? n : 1));
+    if (copy == NULL)
+        PyErr_NoMemory();
+    else
+        memcpy(copy, bytes, (size_t)n);
+    return copy;
+}
+
 static int layout_init(Layout *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"relation", "schema", "table", "names", "name_json", "kinds",
-                             "converters", "key_positions", "key_json", NULL};
-    PyObject *relation, *schema, *table, *names, *name_json, *converters, *key_positions,
-        *key_json;
-    Py_buffer kinds;
+    static char *kwlist[] = {"relation",   "schema",        "table",         "names",
+                             "name_json",  "kinds",         "element_kinds", "delimiters",
+                             "converters", "element_converters", "key_positions", "key_json",
+                             NULL};
+    PyObject *relation, *schema, *table, *names, *name_json, *converters, *element_converters,
+        *key_positions, *key_json;
+    const char *kinds, *element_kinds, *delimiters;
+    Py_ssize_t nkinds, nelements, ndelimiters;
     if (self->kinds != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Layout is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OUUO!O!y*O!O!O!", kwlist, &relation, &schema,
-                                     &table, &PyTuple_Type, &names, &PyTuple_Type, &name_json,
-                                     &kinds, &PyTuple_Type, &converters, &PyTuple_Type,
-                                     &key_positions, &PyTuple_Type, &key_json))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "OUUO!O!y#y#y#O!O!O!O!", kwlist, &relation, &schema, &table,
+            &PyTuple_Type, &names, &PyTuple_Type, &name_json, &kinds, &nkinds, &element_kinds,
+            &nelements, &delimiters, &ndelimiters, &PyTuple_Type, &converters, &PyTuple_Type,
+            &element_converters, &PyTuple_Type, &key_positions, &PyTuple_Type, &key_json))
         return -1;
     Py_ssize_t ncols = PyTuple_GET_SIZE(names);
     Py_ssize_t nkeys = PyTuple_GET_SIZE(key_positions);
-    int ok = kinds.len == ncols && PyTuple_GET_SIZE(name_json) == ncols &&
-             PyTuple_GET_SIZE(converters) == ncols && PyTuple_GET_SIZE(key_json) == nkeys;
-    for (Py_ssize_t i = 0; ok && i < ncols; i++)
-        ok = ((unsigned char *)kinds.buf)[i] < K_COUNT &&
-             PyUnicode_Check(PyTuple_GET_ITEM(names, i)) &&
+    int ok = nkinds == ncols && nelements == ncols && ndelimiters == ncols &&
+             PyTuple_GET_SIZE(name_json) == ncols && PyTuple_GET_SIZE(converters) == ncols &&
+             PyTuple_GET_SIZE(element_converters) == ncols && PyTuple_GET_SIZE(key_json) == nkeys;
+    for (Py_ssize_t i = 0; ok && i < ncols; i++) {
+        unsigned char kind = (unsigned char)kinds[i], element = (unsigned char)element_kinds[i];
+        ok = kind < K_COUNT && PyUnicode_Check(PyTuple_GET_ITEM(names, i)) &&
              PyBytes_Check(PyTuple_GET_ITEM(name_json, i)) &&
-             PyCallable_Check(PyTuple_GET_ITEM(converters, i));
+             PyCallable_Check(PyTuple_GET_ITEM(converters, i)) &&
+             (kind != K_ARRAY || (element < K_ARRAY && (unsigned char)delimiters[i] < 0x80 &&
+                                  PyCallable_Check(PyTuple_GET_ITEM(element_converters, i))));
+    }
     for (Py_ssize_t i = 0; ok && i < nkeys; i++)
         ok = PyBytes_Check(PyTuple_GET_ITEM(key_json, i));
     if (!ok) {
-        PyBuffer_Release(&kinds);
         PyErr_SetString(PyExc_ValueError,
-                        "Layout: one name, name_json, kind and converter per column, one "
-                        "key_json per key position, kinds below KIND_COUNT");
+                        "Layout: one name, name_json, kind, element kind, delimiter, converter "
+                        "and element converter per column (arrays: an element kind below ARRAY, "
+                        "an ASCII delimiter, a callable), one key_json per key position");
         return -1;
     }
-    self->kinds = PyMem_Malloc((size_t)(ncols ? ncols : 1));
+    self->kinds = copy_of(kinds, ncols);
+    self->element_kinds = copy_of(element_kinds, ncols);
+    self->delimiters = (char *)copy_of(delimiters, ncols);
     self->key_positions = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(nkeys ? nkeys : 1));
-    if (self->kinds == NULL || self->key_positions == NULL) {
-        PyBuffer_Release(&kinds);
-        PyErr_NoMemory();
+    if (self->kinds == NULL || self->element_kinds == NULL || self->delimiters == NULL ||
+        self->key_positions == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         return -1;
     }
-    memcpy(self->kinds, kinds.buf, (size_t)ncols);
-    PyBuffer_Release(&kinds);
     for (Py_ssize_t i = 0; i < nkeys; i++) {
         Py_ssize_t position = PyLong_AsSsize_t(PyTuple_GET_ITEM(key_positions, i));
         if (position == -1 && PyErr_Occurred())
@@ -116,6 +141,7 @@ static int layout_init(Layout *self, PyObject *args, PyObject *kwds) {
     self->names = Py_NewRef(names);
     self->name_json = Py_NewRef(name_json);
     self->converters = Py_NewRef(converters);
+    self->element_converters = Py_NewRef(element_converters);
     self->key_json = Py_NewRef(key_json);
     return 0;
 }
@@ -277,6 +303,42 @@ static int render_value(Buf *b, unsigned char kind, PyObject *convert, PyObject 
     return render_python(b, convert, dumps, c);
 }
 
+/* An array value by parse_array's fast form (one '{', no '"'): "{a,b,NULL}" -> each element
+ * by the element kind's rule, NULL -> null; any other form by the array's converter. */
+static int render_array(Buf *b, Layout *layout, Py_ssize_t column, PyObject *dumps,
+                        const Column *c) {
+    const char *s = c->p;
+    Py_ssize_t n = c->n;
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}' || memchr(s, '"', (size_t)n) ||
+        memchr(s + 1, '{', (size_t)(n - 1)))
+        return render_python(b, PyTuple_GET_ITEM(layout->converters, column), dumps, c);
+    if (buf_byte(b, '[') < 0)
+        return -1;
+    if (n > 2) {
+        char delimiter = layout->delimiters[column];
+        unsigned char kind = layout->element_kinds[column];
+        PyObject *convert = PyTuple_GET_ITEM(layout->element_converters, column);
+        const char *item = s + 1, *end = s + n - 1;
+        for (;;) {
+            const char *stop = memchr(item, delimiter, (size_t)(end - item));
+            if (stop == NULL)
+                stop = end;
+            Column element = {'t', item, stop - item};
+            int failed = element.n == 4 && memcmp(item, "NULL", 4) == 0
+                             ? buf_put(b, "null", 4)
+                             : render_value(b, kind, convert, dumps, &element);
+            if (failed < 0)
+                return -1;
+            if (stop == end)
+                break;
+            if (buf_byte(b, ',') < 0)
+                return -1;
+            item = stop + 1;
+        }
+    }
+    return buf_byte(b, ']');
+}
+
 /* Render every column of a tuple into ``scratch``; spans[i].start < 0 for 'u'. */
 static int render_tuple(Buf *scratch, Layout *layout, PyObject *dumps, const Column *columns,
                         Span *spans) {
@@ -287,6 +349,9 @@ static int render_tuple(Buf *scratch, Layout *layout, PyObject *dumps, const Col
             spans[i].start = -1;
         } else if (c->kind == 'n') {
             if (buf_put(scratch, "null", 4) < 0)
+                return -1;
+        } else if (layout->kinds[i] == K_ARRAY) {
+            if (render_array(scratch, layout, i, dumps, c) < 0)
                 return -1;
         } else if (render_value(scratch, layout->kinds[i],
                                 PyTuple_GET_ITEM(layout->converters, i), dumps, c) < 0) {
@@ -653,7 +718,8 @@ int rows_register(PyObject *m) {
         {"BOOL", K_BOOL},           {"NUMERIC", K_NUMERIC},
         {"FLOAT", K_FLOAT},         {"JSONB", K_JSONB},
         {"TIMESTAMP", K_TIMESTAMP}, {"TIMESTAMPTZ", K_TIMESTAMPTZ},
-        {"PYTHON", K_PYTHON},       {"KIND_COUNT", K_COUNT},
+        {"PYTHON", K_PYTHON},       {"ARRAY", K_ARRAY},
+        {"KIND_COUNT", K_COUNT},
     };
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (PyModule_AddIntConstant(m, kinds[i].name, kinds[i].value) < 0)

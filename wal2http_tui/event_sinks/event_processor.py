@@ -86,10 +86,12 @@ def _format_uuid5(sha1_digest: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def rfc3339(pg_micros: int) -> str:
     """Wire timestamp -> ``2024-01-02T03:04:05.123456Z``."""
-    moment = pg_timestamp_to_datetime(pg_micros)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return pg_timestamp_to_datetime(pg_micros).strftime(RFC3339)
 
 
 def safe_name(text: str) -> str:
@@ -295,14 +297,15 @@ class EventProcessor:
     def _tx_context(self, tx: Transaction) -> _TxContext:
         prefix = _id_prefix(self.source.system_id, self.source.slot, tx.commit_lsn)
         lsn = format_lsn(tx.commit_lsn)
-        commit_time = rfc3339(tx.commit_time)
+        moment = pg_timestamp_to_datetime(tx.commit_time)
+        commit_time = moment.strftime(RFC3339)
         return _TxContext(
             tx=tx,
             id_prefix=prefix,
             id_hash=hashlib.sha1(prefix),
             lsn=lsn,
             commit_time=commit_time,
-            commit_ms=_commit_ms(commit_time),
+            commit_ms=_milliseconds(moment),
             json_middle=f',"xid":{tx.xid},"lsn":"{lsn}","commit_time":"{commit_time}","seq":',
             json_tail=f',"tx_size":{tx.size},"source":{self._source_text}}}',
         )
@@ -451,5 +454,8 @@ def _message_fields(extra: dict) -> dict:
 
 
 def _commit_ms(commit_time: str) -> int:
-    moment = datetime.strptime(commit_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return _milliseconds(datetime.strptime(commit_time, RFC3339).replace(tzinfo=UTC))
+
+
+def _milliseconds(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)

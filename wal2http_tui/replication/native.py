@@ -22,7 +22,12 @@ import orjson
 
 from wal2http_tui.replication.messages import RelationInfo
 from wal2http_tui.replication.transactions import Change
-from wal2http_tui.replication.values import CONVERTER_KINDS, RowConverter
+from wal2http_tui.replication.values import (
+    CONVERTER_KINDS,
+    ArrayConverter,
+    Converter,
+    RowConverter,
+)
 
 IMPL_VARIABLE = "WAL2HTTP_IMPL"
 NATIVE, PYTHON = "native", "python"
@@ -93,18 +98,41 @@ def layout(relation: RelationInfo, convert: RowConverter, keys: tuple[str, ...])
     assert _NATIVE is not None, "layout() needs the compiled hot path"
     names = tuple(column.name for column in relation.columns)
     positions = {name: i for i, name in enumerate(names)}
-    kinds = bytes(
-        getattr(_NATIVE, CONVERTER_KINDS.get(converter, "python").upper())
-        for converter in convert.converters
-    )
+    kinds: list[int] = []
+    element_kinds: list[int] = []
+    delimiters: list[bytes] = []
+    elements: list[Converter | None] = []
+    for converter in convert.converters:
+        array = converter if isinstance(converter, ArrayConverter) else None
+        delimiter = array.delimiter.encode() if array is not None else b""
+        if array is not None and len(delimiter) == 1:  # arrays of any type; rules for elements
+            kinds.append(_NATIVE.ARRAY)
+            element_kinds.append(_kind(array.element))
+            delimiters.append(delimiter)
+            elements.append(array.element)
+        else:
+            kinds.append(_kind(converter))
+            element_kinds.append(_NATIVE.PYTHON)
+            delimiters.append(b",")
+            elements.append(None)
     return _NATIVE.Layout(
         relation=relation,
         schema=relation.schema,
         table=relation.table,
         names=names,
         name_json=tuple(orjson.dumps(name) + b":" for name in names),
-        kinds=kinds,
+        kinds=bytes(kinds),
+        element_kinds=bytes(element_kinds),
+        delimiters=b"".join(delimiters),
         converters=convert.converters,
+        element_converters=tuple(elements),
         key_positions=tuple(positions.get(key, len(names)) for key in keys),
         key_json=tuple(orjson.dumps(key) + b":" for key in keys),
     )
+
+
+def _kind(converter: object) -> int:
+    """The compiled rule for a converter's values (PYTHON: call the converter)."""
+    assert _NATIVE is not None
+    name = CONVERTER_KINDS.get(converter, "python")  # type: ignore[call-overload]
+    return int(getattr(_NATIVE, name.upper()))

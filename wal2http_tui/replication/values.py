@@ -790,8 +790,20 @@ class ValueConverter:
         return convert
 
 
+@dataclass(frozen=True, slots=True)
+class ArrayConverter:
+    """An array type's converter: its elements by ``element``, between ``delimiter`` s (the
+    compiled row path reads these to render one-dimensional arrays itself)."""
+
+    element: Converter
+    delimiter: str
+
+    def __call__(self, text: str) -> JsonValue:
+        return parse_array(text, self.element, self.delimiter)
+
+
 def _array_converter(convert: Converter, delimiter: str) -> Converter:
-    return lambda text: parse_array(text, convert, delimiter)
+    return ArrayConverter(convert, delimiter)
 
 
 def _vector_converter(convert: Converter) -> Converter:
