@@ -22,6 +22,12 @@ class OptionalBuildExt(build_ext):
             self._warn(error)
 
     def build_extension(self, ext: Extension) -> None:
+        # OpenSSL's SHA-1 (csrc/sha1.c) when its headers are there (libssl-dev), else our own.
+        if self.compiler.has_function(
+            "EVP_MD_CTX_new", includes=["openssl/evp.h"], libraries=["crypto"]
+        ):
+            ext.define_macros.append(("WAL2HTTP_OPENSSL", "1"))
+            ext.libraries.append("crypto")
         try:
             super().build_extension(ext)
         except Exception as error:

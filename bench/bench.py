@@ -310,6 +310,7 @@ def _engine_child(dsn: str, slot: str, rows: int) -> None:
     from wal2http_tui.replication.assembler import TransactionAssembler
     from wal2http_tui.replication.connections import connect_sql, conninfo
     from wal2http_tui.replication.decoder import PgOutputDecoder
+    from wal2http_tui.replication.stream import READ_BATCH
     from wal2http_tui.replication.transport import (
         PAYLOAD_OFFSET,
         XLOGDATA_HEADER,
@@ -342,10 +343,10 @@ def _engine_child(dsn: str, slot: str, rows: int) -> None:
     started = time.monotonic()
     connection.start(slot, 0, choice.options)
     while count < rows:
-        data = connection.read(0.5)
-        if data is not None and data[0] == 0x77:
-            XLOGDATA_HEADER.unpack_from(data, 1)
-            feed_wire(data, PAYLOAD_OFFSET)
+        for data in connection.read_batch(0.5, READ_BATCH):  # as the stream loop reads
+            if data[0] == 0x77:
+                XLOGDATA_HEADER.unpack_from(data, 1)
+                feed_wire(data, PAYLOAD_OFFSET)
     elapsed = time.monotonic() - started
     connection.close()
     shutil.rmtree(spool, ignore_errors=True)

@@ -6,11 +6,28 @@
 
 static const char HEX_DIGITS[] = "0123456789abcdef";
 
+/* ``value`` in decimal into out (at most 20 characters); its length. */
+static int decimal(long long value, char out[24]) {
+    char reversed[24];
+    int n = 0;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        reversed[n++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    int length = 0;
+    if (value < 0)
+        out[length++] = '-';
+    while (n)
+        out[length++] = reversed[--n];
+    return length;
+}
+
 /* UUIDv5 text of sha1(prefix + decimal seq) into out[36]. */
 static int uuid5(const char *prefix, Py_ssize_t prefix_len, long long seq, char out[36]) {
     char local[256];
     char digits[24];
-    int ndigits = snprintf(digits, sizeof(digits), "%lld", seq);
+    int ndigits = decimal(seq, digits);
     size_t len = (size_t)prefix_len + (size_t)ndigits;
     char *message = len <= sizeof(local) ? local : PyMem_Malloc(len);
     if (message == NULL) {
@@ -100,7 +117,7 @@ static PyObject *json_row_event(PyObject *module, PyObject *const *args, Py_ssiz
     buf_init(&b);
     PyObject *result = NULL;
     char digits[24];
-    int ndigits = snprintf(digits, sizeof(digits), "%lld", seq);
+    int ndigits = decimal(seq, digits);
     if (buf_put(&b, "{\"event_id\":\"", 13) < 0 || buf_put(&b, id, 36) < 0 ||
         buf_put(&b, "\",", 2) < 0 || put_text(&b, head) < 0 ||
         buf_put(&b, ",\"new\":", 7) < 0 || put_text_or_null(&b, args[3]) < 0 ||

@@ -157,6 +157,9 @@ def protocol_options(server_version: int, publication: str) -> ProtocolChoice:
     return ProtocolChoice(version, options, streaming == "parallel")
 
 
+READ_BATCH = 256  # messages read per pass of the stream loop (its checks run once a pass)
+
+
 def reconnect_delay(attempt: int) -> float:
     """1 s doubling to 30 s, with +-20% jitter."""
     base = min(RECONNECT_MAX_DELAY, RECONNECT_FIRST_DELAY * 2 ** max(0, attempt - 1))
@@ -554,13 +557,14 @@ class ReplicationStream:
                 self._stop.wait(READ_TIMEOUT)
                 silence.reset()  # nothing is read while paused: that is not the server's silence
                 continue
-            data = conn.read(READ_TIMEOUT)
-            if data is None:
+            batch = conn.read_batch(READ_TIMEOUT, READ_BATCH)
+            if not batch:
                 if silence.grows(time.monotonic()):
                     self._listen_to_the_silence(conn, silence)
             else:
                 silence.reset()
                 state.last_message_at = time.time()
+            for data in batch:
                 tag = data[0]
                 if tag == 0x77:  # 'w' XLogData
                     start, end, _ = unpack_xlog(data, 1)
@@ -582,7 +586,6 @@ class ReplicationStream:
                         self._idle_lsn = max(self._idle_lsn, wal_end)
                     if reply:
                         self._send_feedback(conn)
-                        continue
             if time.monotonic() - self._last_feedback >= interval:
                 self._send_feedback(conn)
         self._finish(conn)

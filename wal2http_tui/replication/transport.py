@@ -75,6 +75,7 @@ class ReplicationConnection:
         self._timeout = timeout
         self._conn: pq.abc.PGconn | None = None
         self.identity: SystemIdentity | None = None
+        self._copy_end = 0  # what libpq said after the last batch's messages (-1, -2), if it ended
 
     # -- setup -------------------------------------------------------------------------------
     def connect(self) -> SystemIdentity:
@@ -142,7 +143,7 @@ class ReplicationConnection:
         assert conn is not None
         deadline = None
         while True:
-            nbytes, data = conn.get_copy_data(1)
+            nbytes, data = (self._copy_end, b"") if self._copy_end else conn.get_copy_data(1)
             if nbytes > 0:
                 return data
             if nbytes == 0:
@@ -159,11 +160,30 @@ class ReplicationConnection:
                 if not readable:
                     return None
                 continue
+            self._copy_end = 0
             if nbytes == -1:
                 result = conn.get_result()
                 message = (_result_error(result) if result else "") or _error_text(conn)
                 raise ReplicationError(f"server ended replication: {message or 'no reason given'}")
             raise ReplicationError(f"connection lost: {_error_text(conn) or 'unknown error'}")
+
+    def read_batch(self, timeout: float, limit: int) -> list[memoryview | bytes]:
+        """The messages that have arrived: waits up to ``timeout`` for the first (none: an empty
+        list), then takes what else libpq already holds, at most ``limit`` in all. One call for
+        many messages: the stream loop's checks run once a batch, not once a row."""
+        first = self.read(timeout)
+        if first is None:
+            return []
+        batch = [first]
+        assert self._conn is not None
+        get_copy_data = self._conn.get_copy_data
+        while len(batch) < limit:
+            nbytes, data = get_copy_data(1)
+            if nbytes <= 0:
+                self._copy_end = nbytes  # the end of the stream: the next read() says it
+                break
+            batch.append(data)
+        return batch
 
     def send_status(self, lsn: Lsn, *, reply: bool = False) -> None:
         """Standby status update: write = flush = apply = ``lsn``."""
