@@ -17,6 +17,7 @@ from wal2http_tui.config.loader import load_config_text
 from wal2http_tui.demo.receiver import Fault, WebhookReceiver
 from wal2http_tui.engine.facade import Engine
 from wal2http_tui.engine.server import ReplicationServer
+from wal2http_tui.replication import native
 from wal2http_tui.replication.assembler import TransactionAssembler
 from wal2http_tui.replication.messages import ProtocolError, format_lsn, parse_lsn
 
@@ -109,6 +110,8 @@ def test_the_same_undecodable_message_three_times_stops_with_its_lsn_and_confirm
         return feed_but_poison
 
     monkeypatch.setattr(TransactionAssembler, "wire_feeder", poisoned_feeder)
+    # every message through the feeder: not the compiled read loop, which renders rows itself
+    monkeypatch.setattr(native, "reads_from_libpq", lambda: False)
     with WebhookReceiver() as receiver:
         config = load(tmp_path, pg, http_sink(receiver.url))
         create_publication_and_slot(pg)

@@ -553,22 +553,10 @@ static PyObject *render_change(Rows *self, Layout *layout, char op, char key_typ
     return make_change(self, layout, op == 'I' ? OP_INSERT : OP_UPDATE, new, old, key, unchanged);
 }
 
-static PyObject *rows_change(Rows *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "change(data, offset, in_stream)");
-        return NULL;
-    }
-    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
-    if (offset == -1 && PyErr_Occurred())
-        return NULL;
-    int in_stream = PyObject_IsTrue(args[2]);
-    if (in_stream < 0)
-        return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    const char *data = view.buf;
-    Py_ssize_t end = view.len;
+/* The (xid, Change) of the row change message at ``offset`` of data[0:end]; Py_None when
+ * declined; NULL with an exception set. */
+static PyObject *change_of(Rows *self, const char *data, Py_ssize_t end, Py_ssize_t offset,
+                           int in_stream) {
     PyObject *result = NULL;
     Column local_columns[2 * 32];
     Span local_spans[2 * 32];
@@ -679,11 +667,140 @@ done:
     if (spans != local_spans)
         PyMem_Free(spans);
     buf_free(&scratch);
+    return result;
+}
+
+static PyObject *rows_change(Rows *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "change(data, offset, in_stream)");
+        return NULL;
+    }
+    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
+    if (offset == -1 && PyErr_Occurred())
+        return NULL;
+    int in_stream = PyObject_IsTrue(args[2]);
+    if (in_stream < 0)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = change_of(self, view.buf, view.len, offset, in_stream);
     PyBuffer_Release(&view);
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Reading: the stream loop's per-message work, straight from libpq's buffers.               */
+
+/* libpq's PQgetCopyData and PQfreemem, from the libpq psycopg runs on (native.py finds them). */
+static int (*get_copy_data)(void *conn, char **buffer, int async);
+static void (*free_copy_data)(void *buffer);
+
+static PyObject *use_libpq(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "use_libpq(PQgetCopyData, PQfreemem): two addresses");
+        return NULL;
+    }
+    void *copy = PyLong_AsVoidPtr(args[0]), *free = PyLong_AsVoidPtr(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (copy == NULL || free == NULL) {
+        PyErr_SetString(PyExc_ValueError, "use_libpq: an address is NULL");
+        return NULL;
+    }
+    get_copy_data = (int (*)(void *, char **, int))copy;
+    free_copy_data = (void (*)(void *))free;
+    Py_RETURN_NONE;
+}
+
+static uint64_t read_u64(const char *p) {
+    return ((uint64_t)read_u32(p) << 32) | read_u32(p + 4);
+}
+
+#define XLOGDATA_HEADER 25 /* 'w', start LSN, end LSN, send time */
+
+/* read(pgconn, limit, in_stream) -> (rows, other, received, wal_end, count, size, ended) */
+static PyObject *rows_read(Rows *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read(pgconn_ptr, limit, in_stream)");
+        return NULL;
+    }
+    if (get_copy_data == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "read: use_libpq() was not called");
+        return NULL;
+    }
+    void *conn = PyLong_AsVoidPtr(args[0]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    int in_stream = PyObject_IsTrue(args[2]);
+    if (PyErr_Occurred() || in_stream < 0)
+        return NULL;
+    if (conn == NULL) {
+        PyErr_SetString(PyExc_ValueError, "read: no connection");
+        return NULL;
+    }
+    PyObject *rows = PyList_New(0), *other = Py_NewRef(Py_None);
+    if (rows == NULL)
+        return NULL;
+    uint64_t received = 0, wal_end = 0;
+    Py_ssize_t count = 0, size = 0;
+    int ended = 0;
+    while (PyList_GET_SIZE(rows) < limit) {
+        char *buffer = NULL;
+        int n = get_copy_data(conn, &buffer, 1);
+        if (n <= 0) {
+            ended = n; /* 0: nothing more for now; -1: the COPY ended; -2: an error */
+            break;
+        }
+        PyObject *row = NULL; /* stays NULL for a message the Python loop handles */
+        int failed = 0;
+        if (n > XLOGDATA_HEADER && buffer[0] == 'w') {
+            char op = buffer[XLOGDATA_HEADER];
+            if (op == 'I' || op == 'U' || op == 'D') {
+                row = change_of(self, buffer, n, XLOGDATA_HEADER, in_stream);
+                failed = row == NULL;
+                if (row == Py_None)
+                    Py_CLEAR(row); /* declined: the Python decoder reads it */
+            }
+        }
+        if (row == NULL) {
+            /* a message for the Python loop ends the batch: it may announce a relation or
+             * open a stream that the next rows depend on */
+            if (!failed)
+                Py_SETREF(other, PyBytes_FromStringAndSize(buffer, n));
+            free_copy_data(buffer);
+            if (failed || other == NULL)
+                goto error;
+            break;
+        }
+        uint64_t start = read_u64(buffer + 1);
+        if (start > received)
+            received = start;
+        wal_end = read_u64(buffer + 9);
+        count++;
+        size += n;
+        free_copy_data(buffer);
+        failed = PyList_Append(rows, row) < 0;
+        Py_DECREF(row);
+        if (failed)
+            goto error;
+    }
+    return Py_BuildValue("(NNKKnni)", rows, other, (unsigned long long)received,
+                         (unsigned long long)wal_end, count, size, ended);
+error:
+    Py_DECREF(rows);
+    Py_XDECREF(other);
+    return NULL;
+}
+
 static PyMethodDef rows_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))rows_read, METH_FASTCALL,
+     "read(pgconn_ptr, limit, in_stream) -> (rows, other, received, wal_end, count, size, ended)"
+     "\n\nWhat libpq already holds of the stream (it never waits): the (xid, Change) of each "
+     "row change message in order, up to ``limit``, then, when one came, the first other "
+     "message (``other``, its bytes: the Python loop handles it and calls again). received: "
+     "the highest XLogData start LSN of the rows, wal_end the last one's end, count and size "
+     "their messages and bytes; ended: what PQgetCopyData said last (0 nothing more for now, "
+     "-1 the COPY ended, -2 an error)."},
     {"change", (PyCFunction)(void (*)(void))rows_change, METH_FASTCALL,
      "change(data, offset, in_stream) -> (xid, Change) | None\n\n"
      "The Change of the Insert, Update or Delete message at ``offset`` of ``data`` (xid: None "
@@ -724,6 +841,14 @@ int rows_register(PyObject *m) {
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (PyModule_AddIntConstant(m, kinds[i].name, kinds[i].value) < 0)
             return -1;
+    static PyMethodDef functions[] = {
+        {"use_libpq", (PyCFunction)(void (*)(void))use_libpq, METH_FASTCALL,
+         "use_libpq(PQgetCopyData, PQfreemem): the addresses of libpq's functions Rows.read "
+         "calls (those of the libpq psycopg runs on)"},
+        {NULL, NULL, 0, NULL},
+    };
+    if (PyModule_AddFunctions(m, functions) < 0)
+        return -1;
     if (PyModule_AddObjectRef(m, "Layout", (PyObject *)&LayoutType) < 0 ||
         PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0)
         return -1;

@@ -106,7 +106,10 @@ class TransactionAssembler:
         # The compiled row path (native.py), when asked for: ``row_changes(data, offset,
         # in_stream)`` renders a row change message with the layouts built here, or declines.
         self._layouts: dict[int, object] = {}
-        self.row_changes = native.row_changes(relations, self._layouts) if compiled else None
+        rows = native.rows(relations, self._layouts) if compiled else None
+        self.row_changes = None if rows is None else rows.change
+        # ``read_rows(pgconn_ptr, limit, in_stream)``: rendered rows straight from libpq
+        self.read_rows = rows.read if rows is not None and native.reads_from_libpq() else None
 
     @property
     def in_flight(self) -> bool:

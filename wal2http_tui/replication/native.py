@@ -13,10 +13,13 @@ unset (native when built, python otherwise, with a warning saying how to build i
 
 from __future__ import annotations
 
+import ctypes
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import orjson
 
@@ -31,8 +34,6 @@ from wal2http_tui.replication.values import (
 
 IMPL_VARIABLE = "WAL2HTTP_IMPL"
 NATIVE, PYTHON = "native", "python"
-
-RowChanges = Callable[[bytes | memoryview, int, bool], "tuple[int | None, Change] | None"]
 
 
 def _load() -> tuple[ModuleType | None, str]:
@@ -85,12 +86,48 @@ def compiled(environ: Mapping[str, str] = os.environ) -> ModuleType | None:
         return None
 
 
-def row_changes(relations: dict[int, RelationInfo], layouts: dict[int, object]) -> RowChanges:
-    """The compiled ``change(data, offset, in_stream)`` over ``relations`` and ``layouts``
-    (the assembler fills ``layouts`` with ``layout()``); only when the extension is built."""
-    assert _NATIVE is not None, "row_changes() needs the compiled hot path"
-    change: RowChanges = _NATIVE.Rows(relations, layouts, Change, orjson.dumps).change
-    return change
+def rows(relations: dict[int, RelationInfo], layouts: dict[int, object]) -> Any:
+    """The compiled ``Rows`` over ``relations`` and ``layouts`` (the assembler fills
+    ``layouts`` with ``layout()``): ``change(data, offset, in_stream)`` renders one message,
+    ``read(pgconn_ptr, limit, in_stream)`` reads rendered rows straight from libpq (only when
+    ``reads_from_libpq()``). Only when the extension is built."""
+    assert _NATIVE is not None, "rows() needs the compiled hot path"
+    return _NATIVE.Rows(relations, layouts, Change, orjson.dumps)
+
+
+def reads_from_libpq() -> bool:
+    """Whether ``Rows.read`` can call the libpq psycopg runs on: the one libpq mapped in this
+    process (psycopg's binary package bundles one), whose PQgetCopyData and PQfreemem it is
+    given. Linux only (/proc/self/maps); elsewhere, or with two libpq, the stream reads
+    through psycopg."""
+    global _LIBPQ
+    if _LIBPQ is None:
+        _LIBPQ = _use_libpq()
+    return _LIBPQ
+
+
+_LIBPQ: bool | None = None
+
+
+def _use_libpq() -> bool:
+    import psycopg  # loads its libpq
+
+    psycopg.pq.version()
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    paths = {line.split(maxsplit=5)[-1] for line in maps.splitlines() if "/libpq" in line}
+    libraries = {path for path in paths if Path(path).name.startswith("libpq")}
+    if _NATIVE is None or len(libraries) != 1:
+        return False
+    library = ctypes.CDLL(libraries.pop())  # already loaded: the same handle
+    address = ctypes.cast(library.PQgetCopyData, ctypes.c_void_p).value
+    free = ctypes.cast(library.PQfreemem, ctypes.c_void_p).value
+    if not address or not free:
+        return False
+    _NATIVE.use_libpq(address, free)
+    return True
 
 
 def layout(relation: RelationInfo, convert: RowConverter, keys: tuple[str, ...]) -> object:

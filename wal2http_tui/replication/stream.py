@@ -50,6 +50,7 @@ from wal2http_tui.replication.replica_identity import (
 from wal2http_tui.replication.snapshot import read_snapshot
 from wal2http_tui.replication.state import EngineState, ReplicationState, StateSnapshot
 from wal2http_tui.replication.transactions import (
+    Change,
     SpoolDirectory,
     Transaction,
     read_transaction,
@@ -546,6 +547,7 @@ class ReplicationStream:
     def _stream(self, conn: ReplicationConnection, decoder: PgOutputDecoder) -> None:
         state = self.state
         feed_wire = self._assembler.wire_feeder(decoder)
+        read_rows, append = self._assembler.read_rows, self._assembler.append
         unpack_xlog = XLOGDATA_HEADER.unpack_from
         interval = float(self.config.feedback_interval_secs)
         silence = Silence(self.config.server_timeout_secs)
@@ -557,13 +559,16 @@ class ReplicationStream:
                 self._stop.wait(READ_TIMEOUT)
                 silence.reset()  # nothing is read while paused: that is not the server's silence
                 continue
-            batch = conn.read_batch(READ_TIMEOUT, READ_BATCH)
-            if not batch:
-                if silence.grows(time.monotonic()):
-                    self._listen_to_the_silence(conn, silence)
+            rows = 0
+            if read_rows is not None:  # the compiled path: rows rendered straight from libpq
+                batch, rows = self._read_rows(conn, read_rows, decoder.in_stream, append)
             else:
+                batch = conn.read_batch(READ_TIMEOUT, READ_BATCH)
+            if batch or rows:
                 silence.reset()
                 state.last_message_at = time.time()
+            elif silence.grows(time.monotonic()):
+                self._listen_to_the_silence(conn, silence)
             for data in batch:
                 tag = data[0]
                 if tag == 0x77:  # 'w' XLogData
@@ -589,6 +594,34 @@ class ReplicationStream:
             if time.monotonic() - self._last_feedback >= interval:
                 self._send_feedback(conn)
         self._finish(conn)
+
+    def _read_rows(
+        self,
+        conn: ReplicationConnection,
+        read_rows: Callable[[int, int, bool], tuple],
+        in_stream: bool,
+        append: Callable[[int | None, Change], None],
+    ) -> tuple[list[memoryview | bytes], int]:
+        """One pass of the compiled read loop: the rows libpq already holds, rendered and
+        appended to their transaction; returns the message after them for the Python loop
+        (waited for, up to READ_TIMEOUT, when libpq held nothing) and how many rows there were."""
+        rendered, other, received, wal_end, count, size, ended = read_rows(
+            conn.pgconn_ptr, READ_BATCH, in_stream
+        )
+        if count:
+            state = self.state
+            if received > state.received_lsn:
+                state.received_lsn = received
+            state.server_wal_end = wal_end
+            state.messages += count
+            state.bytes += size
+            for xid, change in rendered:
+                append(xid, change)
+        if ended < 0:
+            conn.end_of_copy(ended)
+        if other is not None:
+            return [other], count
+        return ([] if count else conn.read_batch(READ_TIMEOUT, 1)), count
 
     def _listen_to_the_silence(self, conn: ReplicationConnection, silence: Silence) -> None:
         """Halfway through ``server_timeout_secs`` of silence, ask the server for a reply (as

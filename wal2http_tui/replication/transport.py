@@ -13,6 +13,7 @@ import select
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any, NoReturn, cast
 
 import psycopg
 from psycopg import pq
@@ -161,11 +162,26 @@ class ReplicationConnection:
                     return None
                 continue
             self._copy_end = 0
-            if nbytes == -1:
-                result = conn.get_result()
-                message = (_result_error(result) if result else "") or _error_text(conn)
-                raise ReplicationError(f"server ended replication: {message or 'no reason given'}")
-            raise ReplicationError(f"connection lost: {_error_text(conn) or 'unknown error'}")
+            self.end_of_copy(nbytes)
+
+    def end_of_copy(self, nbytes: int) -> NoReturn:
+        """What PQgetCopyData's ``nbytes`` < 0 means, raised: -1 the server ended the COPY
+        (its error, if any), -2 the connection failed."""
+        conn = self._conn
+        assert conn is not None
+        if nbytes == -1:
+            result = conn.get_result()
+            message = (_result_error(result) if result else "") or _error_text(conn)
+            raise ReplicationError(f"server ended replication: {message or 'no reason given'}")
+        raise ReplicationError(f"connection lost: {_error_text(conn) or 'unknown error'}")
+
+    @property
+    def pgconn_ptr(self) -> int:
+        """libpq's PGconn of this session (for the compiled read loop, native.py)."""
+        assert self._conn is not None
+        # not in psycopg's PGconn protocol, but on both its implementations (binary, ctypes)
+        address: int = cast(Any, self._conn).pgconn_ptr
+        return address
 
     def read_batch(self, timeout: float, limit: int) -> list[memoryview | bytes]:
         """The messages that have arrived: waits up to ``timeout`` for the first (none: an empty
