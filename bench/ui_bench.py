@@ -1,6 +1,7 @@
 """One side of the UI benchmark: the same Engine headless, or with the terminal UI open.
 
-``python bench/ui_bench.py headless|ui|keys|attached DSN SLOT URL ROWS PORT`` delivers ROWS
+``python bench/ui_bench.py headless|hosted_headless|ui|keys|attached DSN SLOT URL ROWS PORT``
+delivers ROWS
 rows (already in the slot) to the bench receiver at URL and prints ``{"rows_per_s": ...}``.
 With ``ui`` the Textual app runs headlessly under ``run_test()`` (120x36), polling and rendering
 as it would on a terminal, with its engine in a child process as ``wal2http-tui run`` starts it
@@ -56,6 +57,34 @@ def attached_ui(socket: str) -> None:
     asyncio.run(run())
 
 
+class Window:
+    """Throughput in steady state: from the first count past a tenth of the rows to the last
+    (the start-up of an engine, in this process or a child, is not what is compared)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.first: tuple[float, int] | None = None
+        self.last: tuple[float, int] = (0.0, 0)
+
+    def observe(self, count: int) -> bool:
+        """Note a count; True once every row has arrived."""
+        now = time.monotonic()
+        if self.first is None and count >= self.rows // 10:
+            self.first = (now, count)
+        self.last = (now, count)
+        return count >= self.rows
+
+    @property
+    def elapsed(self) -> float:
+        assert self.first is not None
+        return self.last[0] - self.first[0]
+
+    @property
+    def rate(self) -> float:
+        assert self.first is not None
+        return (self.last[1] - self.first[1]) / self.elapsed
+
+
 def main() -> None:
     if sys.argv[1] == "_attach":
         attached_ui(sys.argv[2])
@@ -70,7 +99,7 @@ def main() -> None:
         f'url = "{url}"\nbatch_max_events = 500\n'
     )
     result: dict[str, float] = {}
-    started = time.monotonic()
+    window = Window(rows_wanted)
     if mode in ("headless", "attached"):
         engine = Engine(load_config(path))
         control = ui = None
@@ -83,36 +112,33 @@ def main() -> None:
                 text=True,
             )
             assert ui.stdout is not None and ui.stdout.readline() == "attached\n"
-            started = time.monotonic()
             ui_cpu_before = process_cpu_seconds(ui.pid)  # not its start-up: the measured run
         engine.start()
-        while delivered(port_number) < rows_wanted:
-            time.sleep(0.1)
-        elapsed = time.monotonic() - started
+        while not window.observe(delivered(port_number)):
+            time.sleep(0.05)
         if ui is not None and control is not None:
-            ui_cpu = process_cpu_seconds(ui.pid) - ui_cpu_before
+            result["ui_cpu_s"] = process_cpu_seconds(ui.pid) - ui_cpu_before
             ui.kill()
             ui.wait()
             control.stop()
-            result["ui_cpu_s"] = ui_cpu
             result["serving_cpu_s"] = control.cpu_seconds
-            result["elapsed_s"] = elapsed
+            result["elapsed_s"] = window.elapsed
         engine.stop()
-    else:
+    else:  # hosted_headless, ui, keys: the engine in a child, as `wal2http-tui run` starts it
         from textual import events
 
         from wal2http_tui.cli import hosted_engine
         from wal2http_tui.tui.app import Wal2HttpApp
 
         keypress_ms: list[float] = []
-        hosted = hosted_engine(path, read_only=False, accept_gap=False)  # as `run` starts it
+        hosted = hosted_engine(path, read_only=False, accept_gap=False)
 
-        async def with_ui() -> float:
+        async def with_ui() -> None:
             app = Wal2HttpApp(hosted, path)
             async with app.run_test(size=(120, 36)) as pilot:
                 screen = app.screen
                 pane = 2
-                while await asyncio.to_thread(delivered, port_number) < rows_wanted:
+                while not window.observe(await asyncio.to_thread(delivered, port_number)):
                     if mode == "keys":
                         # A key as the terminal driver delivers it, timed until its handler has
                         # run (Pilot.press would also wait for the whole process to go idle).
@@ -123,14 +149,19 @@ def main() -> None:
                         keypress_ms.append((time.monotonic() - pressed) * 1000)
                         pane = 3 - pane
                     await pilot.pause(0.25 if mode == "keys" else 0.1)
-                took = time.monotonic() - started
-                await pilot.press("q")
-            return took
+                await pilot.press("q")  # quitting stops the engine
 
-        elapsed = asyncio.run(with_ui())  # quitting stopped the engine
-        result["keypress_max_ms"] = max(keypress_ms, default=0.0)
-        result["keypress_p50_ms"] = sorted(keypress_ms)[len(keypress_ms) // 2] if keypress_ms else 0
-    result["rows_per_s"] = rows_wanted / elapsed
+        if mode == "hosted_headless":
+            while not window.observe(delivered(port_number)):
+                time.sleep(0.05)
+            hosted.stop()
+        else:
+            asyncio.run(with_ui())
+            result["keypress_max_ms"] = max(keypress_ms, default=0.0)
+            result["keypress_p50_ms"] = (
+                sorted(keypress_ms)[len(keypress_ms) // 2] if keypress_ms else 0
+            )
+    result["rows_per_s"] = window.rate
     shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(result))
 

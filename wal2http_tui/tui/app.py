@@ -31,6 +31,7 @@ from wal2http_tui.config.document import ConfigDocument
 from wal2http_tui.config.errors import ConfigError
 from wal2http_tui.delivery.activity import SinkState
 from wal2http_tui.engine.controls import EngineControls, EngineUnreachable
+from wal2http_tui.engine.remote import RemoteEngine
 from wal2http_tui.replication.state import EngineState
 from wal2http_tui.tui.backfill_actions import BackfillActions
 from wal2http_tui.tui.backfills import BackfillsPane
@@ -120,6 +121,7 @@ class Wal2HttpApp(App[None]):
         self.clock = clock
         self.monitor = Monitor(engine)
         self.readings: Readings | None = None
+        self._reading = False  # a read of a remote engine is under way
         self.stopping = False
         self.engine_stopped = False
         self.gap_asked = ""  # the gap refusal the operator was last asked about
@@ -133,10 +135,30 @@ class Wal2HttpApp(App[None]):
 
     # -- polling -------------------------------------------------------------------------------
     def poll(self) -> None:
-        """Read the engine once and render every live screen in one batch."""
+        """Read the engine once and render every live screen in one batch. An engine in
+        another process is read on a thread: its answers take a round trip each, through a
+        busy process, and keys must not wait for them."""
         if not self.is_running:
             return  # shutting down: the screens are being removed (timers run on their own)
-        readings = self.monitor.read(self.clock(), stopping=self.stopping)
+        if isinstance(self.engine, RemoteEngine):
+            if not self._reading:
+                self._reading = True
+                self.read_remote_engine()
+            return
+        self.render_readings(self.monitor.read(self.clock(), stopping=self.stopping))
+
+    @work(thread=True, group="poll", exit_on_error=False)
+    def read_remote_engine(self) -> None:
+        try:
+            readings = self.monitor.read(self.clock(), stopping=self.stopping)
+        finally:
+            self._reading = False
+        if self.is_running:
+            self.call_from_thread(self.render_readings, readings)
+
+    def render_readings(self, readings: Readings) -> None:
+        if not self.is_running:
+            return
         previous = self.readings.state.state if self.readings is not None else None
         self.readings = readings
         if readings.state.gap_refused and readings.state.gap_refused != self.gap_asked:
