@@ -518,11 +518,14 @@ def _count(dsn: str, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+UI_MODES = ("headless", "attached", "hosted_headless", "ui", "keys")  # each writes its own rows
+
+
 def ui_run(dsn: str, rows: int, run: int, first: int) -> dict:
     """The same engine, in the same kind of process, headless and with the UI open."""
     results = {}
     # attached next to headless: the ratio compares runs of the same moment of the database
-    for mode in ("headless", "attached", "hosted_headless", "ui", "keys"):
+    for mode in UI_MODES:
         slot = f"ui_{mode}_{run}"
         drop_slots(dsn)
         create_slots(dsn, [slot])
@@ -618,7 +621,9 @@ def main() -> None:
         first = 1
         if args.only_ui:
             ui = [
-                ui_run(dsn, args.small_rows * 15, run, 1 + run * args.small_rows * 60)
+                ui_run(
+                    dsn, args.small_rows * 15, run, 1 + run * args.small_rows * 15 * len(UI_MODES)
+                )
                 for run in range(args.runs)
             ]
             results["ui"] = {k: median([r[k] for r in ui]) for k in ui[0]}
@@ -641,7 +646,7 @@ def main() -> None:
             first += args.small_rows
             latency.append(latency_run(cluster, dsn, run))
             ui.append(ui_run(dsn, args.small_rows * 15, run, first))
-            first += args.small_rows * 60
+            first += args.small_rows * 15 * len(UI_MODES)
         results["per_event_rows_s"] = median(per_event)
         results["hook0_multi_rows_s"] = median(hook0)
         results["latency"] = {k: median([r[k] for r in latency]) for k in latency[0]}
