@@ -64,7 +64,7 @@ def test_the_compiled_path_is_clean_under_address_and_undefined_behaviour_saniti
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
         "UBSAN_OPTIONS": "print_stacktrace=1",
         "PYTHONMALLOC": "malloc",
-        "WAL2HTTP_EXAMPLES": "400",  # random messages per property: a sanitized build is slow
+        "WAL2HTTP_EXAMPLES": "250",  # random messages per property: a sanitized build is slow
     }
     child = subprocess.run(
         [sys.executable, *CHILD],
