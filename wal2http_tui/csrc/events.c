@@ -10,7 +10,8 @@ static const char HEX_DIGITS[] = "0123456789abcdef";
 static int decimal(long long value, char out[24]) {
     char reversed[24];
     int n = 0;
-    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
     do {
         reversed[n++] = (char)('0' + magnitude % 10);
         magnitude /= 10;
@@ -23,11 +24,10 @@ static int decimal(long long value, char out[24]) {
     return length;
 }
 
-/* UUIDv5 text of sha1(prefix + decimal seq) into out[36]. */
-static int uuid5(const char *prefix, Py_ssize_t prefix_len, long long seq, char out[36]) {
+/* UUIDv5 text of sha1(prefix + digits) into out[36]. */
+static int uuid5(const char *prefix, Py_ssize_t prefix_len, const char *digits, int ndigits,
+                 char out[36]) {
     char local[256];
-    char digits[24];
-    int ndigits = decimal(seq, digits);
     size_t len = (size_t)prefix_len + (size_t)ndigits;
     char *message = len <= sizeof(local) ? local : PyMem_Malloc(len);
     if (message == NULL) {
@@ -51,10 +51,11 @@ static int uuid5(const char *prefix, Py_ssize_t prefix_len, long long seq, char 
     return 0;
 }
 
-/* The id of the event the arguments name: args[0] the id prefix (bytes), args[1] its seq;
+/* The id of the event the arguments name: args[0] the id prefix (bytes), args[1] its seq,
+ * whose decimal digits it leaves in ``digits`` (their count is returned; -1 on error);
  * ``usage`` is the TypeError's text when there are not ``expected`` arguments. */
 static int id_of(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, const char *usage,
-                 long long *seq, char out[36]) {
+                 char digits[24], char out[36]) {
     if (nargs != expected) {
         PyErr_SetString(PyExc_TypeError, usage);
         return -1;
@@ -63,45 +64,45 @@ static int id_of(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, c
         PyErr_SetString(PyExc_TypeError, "the id prefix must be bytes");
         return -1;
     }
-    *seq = PyLong_AsLongLong(args[1]);
-    if (*seq == -1 && PyErr_Occurred())
+    long long seq = PyLong_AsLongLong(args[1]);
+    if (seq == -1 && PyErr_Occurred())
         return -1;
-    return uuid5(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), *seq, out);
+    int ndigits = decimal(seq, digits);
+    if (uuid5(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), digits, ndigits, out) < 0)
+        return -1;
+    return ndigits;
 }
 
 static PyObject *event_id(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    long long seq;
-    char out[36];
-    if (id_of(args, nargs, 2, "event_id(prefix, seq)", &seq, out) < 0)
+    char digits[24], out[36];
+    if (id_of(args, nargs, 2, "event_id(prefix, seq)", digits, out) < 0)
         return NULL;
     return PyUnicode_FromStringAndSize(out, 36);
 }
 
-/* str's UTF-8; None (or ""): ``null`` */
-static int put_text_or_null(Buf *b, PyObject *text) {
-    if (text == Py_None)
-        return buf_put(b, "null", 4);
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
-    if (s == NULL)
-        return -1;
-    return n ? buf_put(b, s, n) : buf_put(b, "null", 4);
-}
-
+/* str's UTF-8 */
 static int put_text(Buf *b, PyObject *text) {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(text, &n);
     return s == NULL ? -1 : buf_put(b, s, n);
 }
 
+/* a row's JSON text; None (or ""): ``null`` */
+static int put_text_or_null(Buf *b, PyObject *text) {
+    if (text == Py_None || PyUnicode_GET_LENGTH(text) == 0)
+        return buf_put(b, "null", 4);
+    return put_text(b, text);
+}
+
 /* json_row_event(prefix, seq, head, new, old, key, unchanged_toast, middle, tail)
  *   -> (event_id, payload): what EventProcessor._row_payload writes for the json format. */
 static PyObject *json_row_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    long long seq;
-    char id[36];
-    if (id_of(args, nargs, 9,
-              "json_row_event(prefix, seq, head, new, old, key, unchanged_toast, middle, tail)",
-              &seq, id) < 0)
+    char digits[24], id[36];
+    int ndigits = id_of(
+        args, nargs, 9,
+        "json_row_event(prefix, seq, head, new, old, key, unchanged_toast, middle, tail)", digits,
+        id);
+    if (ndigits < 0)
         return NULL;
     PyObject *head = args[2], *toast = args[6], *middle = args[7], *tail = args[8];
     for (int i = 2; i < 9; i++)
@@ -116,8 +117,6 @@ static PyObject *json_row_event(PyObject *module, PyObject *const *args, Py_ssiz
     Buf b;
     buf_init(&b);
     PyObject *result = NULL;
-    char digits[24];
-    int ndigits = decimal(seq, digits);
     if (buf_put(&b, "{\"event_id\":\"", 13) < 0 || buf_put(&b, id, 36) < 0 ||
         buf_put(&b, "\",", 2) < 0 || put_text(&b, head) < 0 ||
         buf_put(&b, ",\"new\":", 7) < 0 || put_text_or_null(&b, args[3]) < 0 ||

@@ -169,6 +169,16 @@ typedef struct {
     Py_ssize_t start, end; /* the rendered value's bytes in the scratch buffer; start < 0: none */
 } Span;
 
+/* Big-endian integers of the wire. */
+static uint32_t read_u32(const char *p) {
+    const unsigned char *u = (const unsigned char *)p;
+    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+}
+
+static uint64_t read_u64(const char *p) {
+    return ((uint64_t)read_u32(p) << 32) | read_u32(p + 4);
+}
+
 /* The tuple at *pos: 1 parsed, 0 declined (anything the Python decoder must judge). */
 static int parse_tuple(const char *data, Py_ssize_t end, Py_ssize_t *pos, Py_ssize_t ncols,
                        Column *columns) {
@@ -191,9 +201,7 @@ static int parse_tuple(const char *data, Py_ssize_t end, Py_ssize_t *pos, Py_ssi
         }
         if (kind != 't' || end - at < 4)
             return 0;
-        const unsigned char *l = (const unsigned char *)data + at;
-        int32_t length = (int32_t)(((uint32_t)l[0] << 24) | ((uint32_t)l[1] << 16) |
-                                   ((uint32_t)l[2] << 8) | (uint32_t)l[3]);
+        int32_t length = (int32_t)read_u32(data + at);
         at += 4;
         if (length < 0 || length > end - at)
             return 0;
@@ -362,14 +370,21 @@ static int render_tuple(Buf *scratch, Layout *layout, PyObject *dumps, const Col
     return 0;
 }
 
-static int put_member(Buf *out, PyObject *name_json, const Buf *scratch, const Span *span,
+/* '"name":value' after a ',' unless it is the first member. */
+static int put_member(Buf *out, PyObject *name_json, const char *value, Py_ssize_t n,
                       int *first) {
     if (!*first && buf_byte(out, ',') < 0)
         return -1;
     *first = 0;
     if (buf_put(out, PyBytes_AS_STRING(name_json), PyBytes_GET_SIZE(name_json)) < 0)
         return -1;
-    return buf_put(out, scratch->p + span->start, span->end - span->start);
+    return buf_put(out, value, n);
+}
+
+/* A column's member with its rendered value from the scratch buffer. */
+static int put_column(Buf *out, PyObject *name_json, const Buf *scratch, const Span *span,
+                      int *first) {
+    return put_member(out, name_json, scratch->p + span->start, span->end - span->start, first);
 }
 
 static PyObject *finish_text(Buf *out) {
@@ -386,7 +401,7 @@ static PyObject *row_text(Layout *layout, const Buf *scratch, const Span *spans)
         goto done;
     for (Py_ssize_t i = 0; i < layout->ncols; i++)
         if (spans[i].start >= 0 &&
-            put_member(&out, PyTuple_GET_ITEM(layout->name_json, i), scratch, &spans[i],
+            put_column(&out, PyTuple_GET_ITEM(layout->name_json, i), scratch, &spans[i],
                        &first) < 0)
             goto done;
     if (buf_byte(&out, '}') < 0)
@@ -411,14 +426,10 @@ static PyObject *key_text(Layout *layout, const Buf *scratch, const Span *spans,
         const Span *span = i >= 0 ? &spans[i] : &NONE;
         PyObject *name = PyTuple_GET_ITEM(layout->key_json, k);
         if (span->start >= 0) {
-            if (put_member(&out, name, scratch, span, &first) < 0)
+            if (put_column(&out, name, scratch, span, &first) < 0)
                 goto done;
-        } else if (nulls) {
-            if ((!first && buf_byte(&out, ',') < 0) ||
-                buf_put(&out, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) < 0 ||
-                buf_put(&out, "null", 4) < 0)
-                goto done;
-            first = 0;
+        } else if (nulls && put_member(&out, name, "null", 4, &first) < 0) {
+            goto done;
         }
     }
     if (buf_byte(&out, '}') < 0)
@@ -481,11 +492,6 @@ static int rows_init(Rows *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-static uint32_t read_u32(const char *p) {
-    const unsigned char *u = (const unsigned char *)p;
-    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
-}
-
 /* Change(op, schema, table, new, old, key, unchanged_toast, None); steals the references. */
 static PyObject *make_change(Rows *self, Layout *layout, PyObject *op, PyObject *new,
                              PyObject *old, PyObject *key, PyObject *unchanged) {
@@ -543,11 +549,8 @@ static PyObject *render_change(Rows *self, Layout *layout, char op, char key_typ
                 new_spans[i] = old_spans[i];
     }
     PyObject *new = row_text(layout, scratch, new_spans);
-    PyObject *old = Py_NewRef(Py_None);
-    if (old_columns != NULL) {
-        Py_DECREF(old);
-        old = old_text(layout, key_type, scratch, old_spans);
-    }
+    PyObject *old =
+        old_columns ? old_text(layout, key_type, scratch, old_spans) : Py_NewRef(Py_None);
     PyObject *key = maybe_key(layout, scratch, new_spans);
     PyObject *unchanged = unchanged_names(layout, new_spans);
     return make_change(self, layout, op == 'I' ? OP_INSERT : OP_UPDATE, new, old, key, unchanged);
@@ -571,14 +574,12 @@ static PyObject *change_of(Rows *self, const char *data, Py_ssize_t end, Py_ssiz
     if (op != 'I' && op != 'U' && op != 'D')
         goto decline;
     Py_ssize_t pos = offset + 1;
-    PyObject *xid = Py_None;
-    uint32_t xid_value = 0;
+    uint32_t xid = 0;
     if (in_stream) {
         if (end - pos < 4)
             goto decline;
-        xid_value = read_u32(data + pos);
+        xid = read_u32(data + pos);
         pos += 4;
-        xid = NULL;
     }
     if (end - pos < 5)
         goto decline;
@@ -643,18 +644,9 @@ static PyObject *change_of(Rows *self, const char *data, Py_ssize_t end, Py_ssiz
                                      &scratch, spans, spans + ncols);
     if (change == NULL)
         goto fail;
-    if (xid == NULL) {
-        xid = PyLong_FromUnsignedLong(xid_value);
-        if (xid == NULL) {
-            Py_DECREF(change);
-            goto fail;
-        }
-        result = PyTuple_Pack(2, xid, change);
-        Py_DECREF(xid);
-    } else {
-        result = PyTuple_Pack(2, xid, change);
-    }
-    Py_DECREF(change);
+    /* "N": the references are the tuple's (and dropped with the other when one is NULL) */
+    result = Py_BuildValue("(NN)", in_stream ? PyLong_FromUnsignedLong(xid) : Py_NewRef(Py_None),
+                           change);
     goto done;
 decline:
     result = Py_NewRef(Py_None);
@@ -713,13 +705,9 @@ static PyObject *use_libpq(PyObject *module, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
-static uint64_t read_u64(const char *p) {
-    return ((uint64_t)read_u32(p) << 32) | read_u32(p + 4);
-}
-
 #define XLOGDATA_HEADER 25 /* 'w', start LSN, end LSN, send time */
 
-/* read(pgconn, limit, in_stream) -> (rows, other, received, wal_end, count, size, ended) */
+/* read(pgconn, limit, in_stream) -> (rows, other, received, wal_end, size, ended) */
 static PyObject *rows_read(Rows *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "read(pgconn_ptr, limit, in_stream)");
@@ -742,7 +730,7 @@ static PyObject *rows_read(Rows *self, PyObject *const *args, Py_ssize_t nargs) 
     if (rows == NULL)
         return NULL;
     uint64_t received = 0, wal_end = 0;
-    Py_ssize_t count = 0, size = 0;
+    Py_ssize_t size = 0;
     int ended = 0;
     while (PyList_GET_SIZE(rows) < limit) {
         char *buffer = NULL;
@@ -776,7 +764,6 @@ static PyObject *rows_read(Rows *self, PyObject *const *args, Py_ssize_t nargs) 
         if (start > received)
             received = start;
         wal_end = read_u64(buffer + 9);
-        count++;
         size += n;
         free_copy_data(buffer);
         failed = PyList_Append(rows, row) < 0;
@@ -784,8 +771,8 @@ static PyObject *rows_read(Rows *self, PyObject *const *args, Py_ssize_t nargs) 
         if (failed)
             goto error;
     }
-    return Py_BuildValue("(NNKKnni)", rows, other, (unsigned long long)received,
-                         (unsigned long long)wal_end, count, size, ended);
+    return Py_BuildValue("(NNKKni)", rows, other, (unsigned long long)received,
+                         (unsigned long long)wal_end, size, ended);
 error:
     Py_DECREF(rows);
     Py_XDECREF(other);
@@ -794,12 +781,12 @@ error:
 
 static PyMethodDef rows_methods[] = {
     {"read", (PyCFunction)(void (*)(void))rows_read, METH_FASTCALL,
-     "read(pgconn_ptr, limit, in_stream) -> (rows, other, received, wal_end, count, size, ended)"
+     "read(pgconn_ptr, limit, in_stream) -> (rows, other, received, wal_end, size, ended)"
      "\n\nWhat libpq already holds of the stream (it never waits): the (xid, Change) of each "
      "row change message in order, up to ``limit``, then, when one came, the first other "
      "message (``other``, its bytes: the Python loop handles it and calls again). received: "
-     "the highest XLogData start LSN of the rows, wal_end the last one's end, count and size "
-     "their messages and bytes; ended: what PQgetCopyData said last (0 nothing more for now, "
+     "the highest XLogData start LSN of the rows, wal_end the last one's end, size their "
+     "messages' bytes; ended: what PQgetCopyData said last (0 nothing more for now, "
      "-1 the COPY ended, -2 an error)."},
     {"change", (PyCFunction)(void (*)(void))rows_change, METH_FASTCALL,
      "change(data, offset, in_stream) -> (xid, Change) | None\n\n"

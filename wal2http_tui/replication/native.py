@@ -14,6 +14,7 @@ unset (native when built, python otherwise, with a warning saying how to build i
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,21 +96,12 @@ def rows(relations: dict[int, RelationInfo], layouts: dict[int, object]) -> Any:
     return _NATIVE.Rows(relations, layouts, Change, orjson.dumps)
 
 
+@functools.cache
 def reads_from_libpq() -> bool:
     """Whether ``Rows.read`` can call the libpq psycopg runs on: the one libpq mapped in this
     process (psycopg's binary package bundles one), whose PQgetCopyData and PQfreemem it is
-    given. Linux only (/proc/self/maps); elsewhere, or with two libpq, the stream reads
+    given (once). Linux only (/proc/self/maps); elsewhere, or with two libpq, the stream reads
     through psycopg."""
-    global _LIBPQ
-    if _LIBPQ is None:
-        _LIBPQ = _use_libpq()
-    return _LIBPQ
-
-
-_LIBPQ: bool | None = None
-
-
-def _use_libpq() -> bool:
     import psycopg  # loads its libpq
 
     psycopg.pq.version()

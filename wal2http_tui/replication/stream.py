@@ -605,9 +605,10 @@ class ReplicationStream:
         """One pass of the compiled read loop: the rows libpq already holds, rendered and
         appended to their transaction; returns the message after them for the Python loop
         (waited for, up to READ_TIMEOUT, when libpq held nothing) and how many rows there were."""
-        rendered, other, received, wal_end, count, size, ended = read_rows(
+        rendered, other, received, wal_end, size, ended = read_rows(
             conn.pgconn_ptr, READ_BATCH, in_stream
         )
+        count = len(rendered)
         if count:
             state = self.state
             if received > state.received_lsn:
